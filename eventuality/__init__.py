@@ -1,0 +1,88 @@
+"""eventuality: asyncio-native event sourcing and CQRS.
+
+Aggregates decide and record events; repositories load and save them with optimistic
+concurrency; event stores keep streams and one ordered global log; the EventBus fans committed
+events out in process; Flow.dispatch runs a command's whole cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .aggregate import Aggregate as Aggregate
+from .bus import BusStatistics as BusStatistics
+from .bus import EventBus as EventBus
+from .errors import AggregateNotFound as AggregateNotFound
+from .errors import CheckpointConflict as CheckpointConflict
+from .errors import ConcurrencyError as ConcurrencyError
+from .errors import DuplicateEventError as DuplicateEventError
+from .errors import EventSchemaError as EventSchemaError
+from .errors import EventualityError as EventualityError
+from .errors import InvalidStoreURL as InvalidStoreURL
+from .errors import SchemaVersionError as SchemaVersionError
+from .errors import StoreBusyError as StoreBusyError
+from .errors import StoreClosedError as StoreClosedError
+from .errors import StoreError as StoreError
+from .errors import SubscriptionLocked as SubscriptionLocked
+from .errors import UncommittedEventsError as UncommittedEventsError
+from .errors import UnknownCommand as UnknownCommand
+from .errors import UnknownEventType as UnknownEventType
+from .flow import Flow as Flow
+from .messages import Command as Command
+from .messages import Event as Event
+from .messages import event_class as event_class
+from .messages import register_upcaster as register_upcaster
+from .messages import upcaster as upcaster
+from .repository import Repository as Repository
+from .stores import EventStore as EventStore
+from .stores import InMemoryEventStore as InMemoryEventStore
+from .stores import SQLiteEventStore as SQLiteEventStore
+from .stores import StreamAppend as StreamAppend
+from .stores import open_store as open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aggregate",
+    "AggregateNotFound",
+    "BusStatistics",
+    "CheckpointConflict",
+    "Command",
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "Event",
+    "EventBus",
+    "EventSchemaError",
+    "EventStore",
+    "EventualityError",
+    "Flow",
+    "InMemoryEventStore",
+    "InvalidStoreURL",
+    "Repository",
+    "SQLiteEventStore",
+    "SchemaVersionError",
+    "StoreBusyError",
+    "StoreClosedError",
+    "StoreError",
+    "StreamAppend",
+    "SubscriptionLocked",
+    "UncommittedEventsError",
+    "UnknownCommand",
+    "UnknownEventType",
+    "event_class",
+    "open_store",
+    "register_upcaster",
+    "upcaster",
+]
+
+
+def _fix_module_names() -> None:
+    """Report public names as ``eventuality.X``, where users import them from."""
+    for name in __all__:
+        value = globals().get(name)
+        if isinstance(value, type) or callable(value):
+            with contextlib.suppress(AttributeError, TypeError):
+                value.__module__ = __name__
+
+
+_fix_module_names()

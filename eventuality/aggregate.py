@@ -1,0 +1,111 @@
+"""Aggregate: decides, records events, and evolves its state only by applying them."""
+
+import copy
+import decimal
+import enum
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, PrivateAttr
+
+from .messages import Event
+
+__all__ = ["Aggregate"]
+
+# Values of these types cannot be changed in place, so a rollback need not copy them.
+_IMMUTABLE = (
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    type(None),
+    decimal.Decimal,
+    uuid.UUID,
+    datetime,
+    date,
+    time,
+    timedelta,
+    enum.Enum,
+    frozenset,
+)
+
+
+class Aggregate(BaseModel):
+    """A consistency boundary rebuilt from its own stream of events.
+
+    State lives in the subclass's annotated fields, each with a default (replay starts from the
+    defaults). Actions call :meth:`record`; :meth:`apply` is the only place state changes.
+    """
+
+    aggregate_type: ClassVar[str] = "Aggregate"
+    __snapshot_version__: ClassVar[int] = 1
+
+    id: str
+    version: int = 0
+
+    _pending: list[Event] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "aggregate_type" not in cls.__dict__:
+            cls.aggregate_type = cls.__name__
+        for name, field in cls.model_fields.items():
+            if name != "id" and field.is_required():
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} has no default. Aggregate state is rebuilt by "
+                    f"applying events to a fresh instance, so every state field needs one "
+                    f"(for example `{name}: ... | None = None`)."
+                )
+
+    @property
+    def stream_id(self) -> str:
+        """The name of this aggregate's stream: ``f"{aggregate_type}-{id}"``."""
+        return f"{self.aggregate_type}-{self.id}"
+
+    @property
+    def pending_events(self) -> tuple[Event, ...]:
+        """Events recorded and not yet saved, oldest first."""
+        return tuple(self._pending)
+
+    def record(self, event: Event) -> Event:
+        """Stamp ``event`` as this aggregate's next, apply it and keep it pending.
+
+        If :meth:`apply` raises, the state and version are restored and nothing is recorded.
+        """
+        if not isinstance(event, Event):
+            raise TypeError(f"record() takes an Event instance, not {type(event).__name__}")
+        stamped = event.model_copy(
+            update={
+                "aggregate_id": self.id,
+                "aggregate_version": self.version + 1,
+                "occurred_at": datetime.now(UTC),
+            }
+        )
+        state = self.__dict__
+        saved = {k: v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v) for k, v in state.items()}
+        try:
+            self.apply(stamped)
+        except BaseException:
+            state.clear()
+            state.update(saved)
+            raise
+        state["version"] = self.version + 1
+        self._pending.append(stamped)
+        return stamped
+
+    def apply(self, event: Event) -> None:
+        """Evolve state by one event. Runs on record and on replay: change state, never decide."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must define apply(self, event) to evolve its state"
+        )
+
+    def _replay(self, events: list[Event]) -> None:
+        for event in events:
+            self.apply(event)
+            self.__dict__["version"] = event.aggregate_version
+
+    def _forget_pending(self) -> None:
+        self._pending.clear()

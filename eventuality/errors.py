@@ -1,0 +1,208 @@
+"""The errors eventuality raises on purpose, all under one root.
+
+::
+
+    EventualityError
+    ├── ConcurrencyError        a stream was not at the expected version
+    ├── AggregateNotFound       also LookupError: no events for that aggregate
+    ├── UnknownCommand          also LookupError: no handler for the command's class
+    ├── UnknownEventType        also LookupError: a stored type name with no Event class
+    ├── EventSchemaError        a stored event cannot be read by its class as it is now
+    ├── DuplicateEventError     an event id that is already stored (or twice in one append)
+    ├── UncommittedEventsError  a handler returned events no unit of work tracks
+    ├── CheckpointConflict      a subscription checkpoint moved under another instance
+    ├── SubscriptionLocked      another process holds the subscription name
+    └── StoreError              the storage layer failed; the driver's error is in __cause__
+        ├── StoreBusyError      the database stayed locked past the busy timeout
+        ├── StoreClosedError    the store is not open
+        ├── SchemaVersionError  the database was written by an incompatible version
+        └── InvalidStoreURL     also ValueError: a URL open_store cannot use
+
+Each message says what was asked, what was found and what to do next; the values are kept as
+attributes so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AggregateNotFound",
+    "CheckpointConflict",
+    "ConcurrencyError",
+    "DuplicateEventError",
+    "EventSchemaError",
+    "EventualityError",
+    "InvalidStoreURL",
+    "SchemaVersionError",
+    "StoreBusyError",
+    "StoreClosedError",
+    "StoreError",
+    "SubscriptionLocked",
+    "UncommittedEventsError",
+    "UnknownCommand",
+    "UnknownEventType",
+]
+
+
+class EventualityError(Exception):
+    """Root of every error eventuality raises on purpose."""
+
+
+class ConcurrencyError(EventualityError):
+    """A stream was not at the version the writer expected: someone else wrote first."""
+
+    def __init__(self, stream_id: str, expected_version: int | None, actual_version: int) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        if expected_version == 0:
+            message = (
+                f"stream {stream_id!r} was expected not to exist yet, but it already holds "
+                f"{actual_version} event(s). Pick a new id, or load the existing aggregate and "
+                "change that."
+            )
+        else:
+            found = (
+                "it does not exist" if actual_version == 0 else f"it is at version {actual_version}"
+            )
+            message = (
+                f"stream {stream_id!r}: expected version {expected_version}, but {found}. Another "
+                "writer changed it first: load the aggregate again and retry the decision "
+                "(Flow.dispatch retries for you)."
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[ConcurrencyError], tuple[str, int | None, int]]:
+        return type(self), (self.stream_id, self.expected_version, self.actual_version)
+
+
+class AggregateNotFound(EventualityError, LookupError):
+    """No events exist for the aggregate asked for."""
+
+    def __init__(self, aggregate_type: str, aggregate_id: str, version: int | None = None) -> None:
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.version = version
+        stream = f"{aggregate_type}-{aggregate_id}"
+        if version is None:
+            message = (
+                f"{aggregate_type} {aggregate_id!r} was not found: stream {stream!r} has no "
+                "events. Create it first (Repository.add) or check the id."
+            )
+        else:
+            message = (
+                f"{aggregate_type} {aggregate_id!r} at version {version} was not found: stream "
+                f"{stream!r} has fewer events. Ask for a version the stream has reached."
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[AggregateNotFound], tuple[str, str, int | None]]:
+        return type(self), (self.aggregate_type, self.aggregate_id, self.version)
+
+
+class UnknownCommand(EventualityError, LookupError):
+    """A command was dispatched whose class has no registered handler."""
+
+    def __init__(self, command_type: type, known: list[str] | None = None) -> None:
+        self.command_type = command_type
+        listed = ", ".join(sorted(known)) if known else "none"
+        super().__init__(
+            f"no handler for command {command_type.__qualname__} (handlers registered for: "
+            f"{listed}). Register one with Flow(handlers={{{command_type.__name__}: handler}}) "
+            f"or @flow.handles({command_type.__name__})."
+        )
+
+    def __reduce__(self) -> tuple[type[UnknownCommand], tuple[type]]:
+        return type(self), (self.command_type,)
+
+
+class UnknownEventType(EventualityError, LookupError):
+    """A stored event names a type that no Event subclass in this process registers."""
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
+        super().__init__(
+            f"stored event type {event_type!r} has no Event class in this process. Import the "
+            f"module that defines it (a class named {event_type!r}, or one with "
+            f"__event_type__ = {event_type!r}) before reading, or filter it out with event_types=."
+        )
+
+    def __reduce__(self) -> tuple[type[UnknownEventType], tuple[str]]:
+        return type(self), (self.event_type,)
+
+
+class EventSchemaError(EventualityError):
+    """A stored event cannot be turned into its class as the class is defined now."""
+
+    def __init__(self, event_type: str, detail: str) -> None:
+        self.event_type = event_type
+        self.detail = detail
+        super().__init__(
+            f"stored {event_type!r} event cannot be read: {detail}. When a class changes shape, "
+            "raise its __event_version__ and register an upcaster from the stored version "
+            "(eventuality.register_upcaster)."
+        )
+
+    def __reduce__(self) -> tuple[type[EventSchemaError], tuple[str, str]]:
+        return type(self), (self.event_type, self.detail)
+
+
+class DuplicateEventError(EventualityError):
+    """An append carried an event id the store already holds, as a different event."""
+
+    def __init__(self, stream_id: str, event_id: str, detail: str) -> None:
+        self.stream_id = stream_id
+        self.event_id = event_id
+        self.detail = detail
+        super().__init__(
+            f"append to stream {stream_id!r} refused: event id {event_id} {detail}. Nothing was "
+            "written. Each event is stored once: build a new event for new facts, or retry with "
+            "exactly the events of the original append."
+        )
+
+    def __reduce__(self) -> tuple[type[DuplicateEventError], tuple[str, str, str]]:
+        return type(self), (self.stream_id, self.event_id, self.detail)
+
+
+class UncommittedEventsError(EventualityError):
+    """A handler returned events or an aggregate that its unit of work does not track."""
+
+
+class CheckpointConflict(EventualityError):
+    """A checkpoint was not where this writer last saw it: another instance moved it."""
+
+    def __init__(self, name: str, expected: int | None, actual: int | None) -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"checkpoint {name!r}: expected position {expected}, found {actual}. Another "
+            "instance of this subscription is running: run one instance per name, or give "
+            "each a name of its own."
+        )
+
+    def __reduce__(self) -> tuple[type[CheckpointConflict], tuple[str, int | None, int | None]]:
+        return type(self), (self.name, self.expected, self.actual)
+
+
+class SubscriptionLocked(EventualityError):
+    """Another process holds the subscription's name."""
+
+
+class StoreError(EventualityError):
+    """The storage layer failed; the driver's own exception is the ``__cause__``."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by another connection for longer than the busy timeout."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used before ``open()`` (or ``async with``), or after ``close()``."""
+
+
+class SchemaVersionError(StoreError):
+    """The database holds a schema this version of eventuality cannot use."""
+
+
+class InvalidStoreURL(StoreError, ValueError):
+    """``open_store`` was given a URL it cannot open."""

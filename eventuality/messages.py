@@ -1,0 +1,199 @@
+"""Events and commands: frozen pydantic models, the registry of event types, upcasters.
+
+An event class registers itself under its ``event_type`` when it is defined. Stored events are
+turned back into objects only through that registry: a stored name never causes an import.
+Upcasters migrate stored payloads written by an older ``__event_version__`` of a class.
+"""
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import EventSchemaError, UnknownEventType
+
+__all__ = [
+    "Command",
+    "Event",
+    "event_class",
+    "event_type_names",
+    "register_upcaster",
+    "upcaster",
+]
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+_EVENT_ENVELOPE = frozenset(
+    {"event_id", "aggregate_id", "aggregate_version", "position", "occurred_at", "metadata"}
+)
+_EVENT_RESERVED = _EVENT_ENVELOPE | {"event_type", "payload"}
+_COMMAND_RESERVED = frozenset({"command_id", "metadata"})
+
+_registry: "dict[str, type[Event]]" = {}
+_upcasters: dict[tuple[str, int], Upcaster] = {}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _refuse_reserved(cls: type, reserved: frozenset[str], kind: str) -> None:
+    """Refuse, at class definition, a subclass that declares a field the framework fills."""
+    declared = set(inspect.get_annotations(cls)) | set(cls.__dict__)
+    for name in sorted(declared & reserved):
+        raise TypeError(
+            f"{cls.__qualname__} declares {name!r}, a name reserved by eventuality for every "
+            f"{kind} ({', '.join(sorted(reserved))}). Rename the field, for example to "
+            f"'{cls.__name__.lower()}_{name}'."
+        )
+
+
+class Event(BaseModel):
+    """Something that happened. Subclass it; the subclass's own fields are the payload.
+
+    The envelope fields (``event_id``, ``aggregate_id``, ``aggregate_version``, ``position``,
+    ``occurred_at``, ``metadata``) are filled by the framework.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str] = "Event"
+    __event_version__: ClassVar[int] = 1
+    __payload_fields__: ClassVar[frozenset[str]] = frozenset()
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    aggregate_id: str | None = None
+    aggregate_version: int | None = None
+    position: int | None = None
+    occurred_at: datetime = Field(default_factory=_utcnow)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _refuse_reserved(cls, _EVENT_RESERVED, "event")
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.event_type = cls.__dict__.get("__event_type__", cls.__name__)
+        if not isinstance(cls.event_type, str) or not cls.event_type:
+            raise TypeError(f"{cls.__qualname__}.__event_type__ must be a non-empty string")
+        cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
+        _register(cls)
+
+    def __hash__(self) -> int:
+        return hash(self.event_id)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The subclass's own fields, without the envelope."""
+        return self.model_dump(include=set(self.__payload_fields__))
+
+
+class Command(BaseModel):
+    """A request to change something. Subclass it with the fields the handler needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _refuse_reserved(cls, _COMMAND_RESERVED, "command")
+        super().__init_subclass__(**kwargs)
+
+    def __hash__(self) -> int:
+        return hash(self.command_id)
+
+
+def _register(cls: type[Event]) -> None:
+    """Register ``cls`` under its type name; refuse a second, different class for one name.
+
+    A class defined again under the same module and qualified name (a re-run module or a class
+    built in a loop) replaces its earlier self; anything else would make stored events ambiguous.
+    """
+    name = cls.event_type
+    known = _registry.get(name)
+    if known is not None and (known.__module__, known.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise TypeError(
+            f"event type {name!r} of {cls.__module__}.{cls.__qualname__} is already registered "
+            f"by {known.__module__}.{known.__qualname__}; stored events could not tell them "
+            f"apart. Give one of them a unique name: __event_type__ = 'context.{name}'."
+        )
+    _registry[name] = cls
+
+
+def event_class(event_type: str) -> type[Event]:
+    """The Event class registered under ``event_type``.
+
+    :raises UnknownEventType: no class in this process carries that name.
+    """
+    try:
+        return _registry[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+
+
+def event_type_names(types: Iterable[type[Event] | str]) -> frozenset[str]:
+    """The stored type names matching ``types``: a class matches itself and its subclasses."""
+    names: set[str] = set()
+    for item in types:
+        if isinstance(item, str):
+            names.add(item)
+        elif isinstance(item, type) and issubclass(item, Event):
+            names.update(n for n, c in _registry.items() if issubclass(c, item))
+            if item is not Event:
+                names.add(item.event_type)
+        else:
+            raise TypeError(f"event_types takes Event classes or type names, not {item!r}")
+    return frozenset(names)
+
+
+def register_upcaster(event_type: str, from_version: int, upcast: Upcaster) -> None:
+    """Register ``upcast`` to turn a stored payload of ``from_version`` into ``from_version + 1``.
+
+    Payloads are migrated step by step up to the class's ``__event_version__`` when read.
+    """
+    key = (event_type, from_version)
+    if key in _upcasters and _upcasters[key] is not upcast:
+        raise ValueError(
+            f"an upcaster for {event_type!r} from version {from_version} is already registered"
+        )
+    _upcasters[key] = upcast
+
+
+def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Decorator form of :func:`register_upcaster`."""
+
+    def decorate(upcast: Upcaster) -> Upcaster:
+        register_upcaster(event_type, from_version, upcast)
+        return upcast
+
+    return decorate
+
+
+def upcast_payload(
+    cls: type[Event], stored_version: int, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """Migrate ``payload`` from ``stored_version`` to the class's current version."""
+    version = stored_version
+    while version < cls.__event_version__:
+        step = _upcasters.get((cls.event_type, version))
+        if step is None:
+            raise EventSchemaError(
+                cls.event_type,
+                f"it was stored at version {stored_version}, the class is at version "
+                f"{cls.__event_version__}, and no upcaster is registered from version {version}",
+            )
+        payload = step(payload)
+        version += 1
+    return payload
+
+
+_registry[Event.event_type] = Event

@@ -1,0 +1,181 @@
+"""Repository: loads aggregates by replaying their streams and saves what they recorded."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from .aggregate import Aggregate
+from .errors import AggregateNotFound
+from .messages import Event
+from .stores.base import EventStore, Snapshot
+from .unit_of_work import active_unit_of_work
+
+__all__ = ["Repository"]
+
+logger = logging.getLogger("eventuality")
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class Repository(Generic[A]):
+    """Loads and saves one kind of aggregate on one store.
+
+    Outside :meth:`Flow.dispatch <eventuality.Flow.dispatch>` ``add`` and ``save`` write at once.
+    Inside a dispatch on the same store they join its unit of work, and the flow writes every
+    touched aggregate in one atomic commit when the handler returns.
+    """
+
+    def __init__(
+        self, aggregate_class: type[A], store: EventStore, *, snapshot_every: int | None = None
+    ) -> None:
+        if not (isinstance(aggregate_class, type) and issubclass(aggregate_class, Aggregate)):
+            raise TypeError(f"Repository takes an Aggregate subclass, not {aggregate_class!r}")
+        if snapshot_every is not None and snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be None or at least 1, not {snapshot_every}")
+        self.aggregate_class = aggregate_class
+        self.store = store
+        self.snapshot_every = snapshot_every
+
+    def __repr__(self) -> str:
+        return f"Repository({self.aggregate_class.__name__}, {self.store!r})"
+
+    def stream_id(self, aggregate_id: str) -> str:
+        return f"{self.aggregate_class.aggregate_type}-{aggregate_id}"
+
+    async def add(self, **attrs: Any) -> A:
+        """Create an aggregate with ``AggregateClass.create(**attrs)`` and save it as new.
+
+        :raises ConcurrencyError: an aggregate with that id exists already.
+        """
+        create = getattr(self.aggregate_class, "create", None)
+        if create is None:
+            raise TypeError(
+                f"{self.aggregate_class.__name__} has no create() classmethod; Repository.add "
+                "calls it with the attributes you pass"
+            )
+        aggregate = create(**attrs)
+        if not isinstance(aggregate, self.aggregate_class):
+            raise TypeError(
+                f"{self.aggregate_class.__name__}.create() returned {type(aggregate).__name__}, "
+                f"not a {self.aggregate_class.__name__}"
+            )
+        if not aggregate.pending_events or aggregate.version != len(aggregate.pending_events):
+            raise ValueError(
+                f"{self.aggregate_class.__name__}.create() must return a new aggregate that "
+                "recorded at least one event (an aggregate with no events cannot be loaded)"
+            )
+        uow = active_unit_of_work(self.store)
+        if uow is not None:
+            uow.track(aggregate, self, new=True)
+        else:
+            await self._write(aggregate)
+        return aggregate
+
+    async def load(self, aggregate_id: str, *, version: int | None = None) -> A:
+        """Rebuild an aggregate from its latest snapshot and later events.
+
+        ``version`` rebuilds the state as of that version (never tracked by a dispatch).
+
+        :raises AggregateNotFound: the stream has no events (or fewer than ``version``).
+        """
+        if version is not None and version < 1:
+            raise ValueError(f"version must be None or at least 1, not {version}")
+        stream_id = self.stream_id(aggregate_id)
+        uow = active_unit_of_work(self.store) if version is None else None
+        if uow is not None:
+            known = uow.get(stream_id)
+            if isinstance(known, self.aggregate_class):
+                return known
+        aggregate = await self._rebuild(aggregate_id, stream_id, version)
+        if uow is not None:
+            uow.track(aggregate, self)
+        return aggregate
+
+    async def save(self, aggregate: A) -> list[Event]:
+        """Append the aggregate's pending events, expecting the stream where it left it.
+
+        Returns the events as stored, with positions. Inside a dispatch the aggregate joins the
+        unit of work instead and its events, still without positions, are returned.
+
+        :raises ConcurrencyError: the stream moved on since the aggregate was loaded.
+        """
+        if not isinstance(aggregate, self.aggregate_class):
+            raise TypeError(
+                f"this repository saves {self.aggregate_class.__name__}, "
+                f"not {type(aggregate).__name__}"
+            )
+        uow = active_unit_of_work(self.store)
+        if uow is not None:
+            uow.track(aggregate, self)
+            return list(aggregate.pending_events)
+        return await self._write(aggregate)
+
+    async def _write(self, aggregate: A) -> list[Event]:
+        pending = aggregate.pending_events
+        if not pending:
+            return []
+        stored = await self.store.append(
+            aggregate.stream_id, pending, expected_version=aggregate.version - len(pending)
+        )
+        aggregate._forget_pending()
+        await self.snapshot_if_due(aggregate, len(pending))
+        return stored
+
+    async def _rebuild(self, aggregate_id: str, stream_id: str, version: int | None) -> A:
+        cls = self.aggregate_class
+        snapshot = None
+        if self.snapshot_every is not None:
+            snapshot = await self.store.load_snapshot(stream_id, max_version=version)
+        aggregate = self._from_snapshot(snapshot) if snapshot is not None else None
+        start = aggregate.version + 1 if aggregate is not None else 1
+        events = await self.store.read_stream(stream_id, from_version=start, to_version=version)
+        if aggregate is None:
+            if not events:
+                raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
+            aggregate = cls(id=aggregate_id)
+        aggregate._replay(events)
+        if version is not None and aggregate.version < version:
+            raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
+        return aggregate
+
+    def _from_snapshot(self, snapshot: Snapshot) -> A | None:
+        cls = self.aggregate_class
+        if (
+            snapshot.aggregate_type != cls.aggregate_type
+            or snapshot.schema_version != cls.__snapshot_version__
+        ):
+            return None
+        try:
+            return cls.model_validate_json(snapshot.state)
+        except ValidationError:
+            logger.warning(
+                "snapshot of %s at version %d no longer fits %s; replaying from the start",
+                snapshot.stream_id,
+                snapshot.version,
+                cls.__qualname__,
+                exc_info=True,
+            )
+            return None
+
+    async def snapshot_if_due(self, aggregate: A, appended: int) -> None:
+        """Save a snapshot when the last ``appended`` events crossed a ``snapshot_every`` mark.
+
+        A snapshot is an optimisation: failing to write one is logged, never raised.
+        """
+        every = self.snapshot_every
+        if every is None or aggregate.version // every == (aggregate.version - appended) // every:
+            return
+        snapshot = Snapshot(
+            stream_id=aggregate.stream_id,
+            version=aggregate.version,
+            aggregate_type=aggregate.aggregate_type,
+            schema_version=aggregate.__snapshot_version__,
+            state=aggregate.model_dump_json(),
+        )
+        try:
+            await self.store.save_snapshot(snapshot)
+        except Exception:
+            logger.warning("could not save a snapshot of %s", aggregate.stream_id, exc_info=True)

@@ -1,0 +1,84 @@
+"""Event stores and ``open_store(url)``, which picks one from a URL."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..errors import InvalidStoreURL
+from .base import EventStore, Snapshot, StoredEvent, StreamAppend, redact_dsn
+from .memory import InMemoryEventStore
+from .sqlite import SQLiteEventStore
+
+__all__ = [
+    "EventStore",
+    "InMemoryEventStore",
+    "SQLiteEventStore",
+    "Snapshot",
+    "StoredEvent",
+    "StreamAppend",
+    "open_store",
+]
+
+_SCHEMES = (
+    "memory://, sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:, postgresql://…"
+)
+
+
+def open_store(url: str) -> EventStore:
+    """The store a URL names, not yet opened: use it with ``async with``.
+
+    ``memory://``; ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``
+    (options as query parameters: ``?synchronous=FULL&busy_timeout=10``); ``postgresql://…``.
+
+    :raises InvalidStoreURL: the scheme is unknown or the URL is malformed.
+    """
+    if not isinstance(url, str):
+        raise InvalidStoreURL(f"open_store takes a URL string, not {type(url).__name__}")
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise _invalid(url, "it has no scheme")
+    if scheme == "memory":
+        if rest.strip("/"):
+            raise _invalid(url, "memory:// takes no path")
+        return InMemoryEventStore()
+    if scheme == "sqlite":
+        return _sqlite(url, rest)
+    if scheme in ("postgresql", "postgres"):
+        raise _invalid(url, "the PostgreSQL store is not part of this release yet")
+    raise _invalid(url, f"the scheme {scheme!r} is not one eventuality knows")
+
+
+def _sqlite(url: str, rest: str) -> EventStore:
+    path, _, query = rest.partition("?")
+    if not path.startswith("/"):
+        raise _invalid(
+            url, "a SQLite URL needs three slashes before a relative path, four before an absolute"
+        )
+    path = path[1:]
+    if not path:
+        raise _invalid(url, "the SQLite URL names no file")
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "synchronous":
+            options["synchronous"] = value.upper()
+        elif key in ("busy_timeout", "readers"):
+            try:
+                options[key] = float(value) if key == "busy_timeout" else int(value)
+            except ValueError:
+                raise _invalid(url, f"{key}={value!r} is not a number") from None
+        else:
+            raise _invalid(
+                url, f"unknown option {key!r} (known: synchronous, busy_timeout, readers)"
+            )
+    try:
+        return SQLiteEventStore(path, **options)
+    except ValueError as exc:
+        raise _invalid(url, str(exc)) from None
+
+
+def _invalid(url: str, why: str) -> InvalidStoreURL:
+    return InvalidStoreURL(
+        f"cannot open store URL {redact_dsn(url)!r}: {why}. Accepted: {_SCHEMES}."
+    )

@@ -1,0 +1,340 @@
+"""What the SQLite store runs on a connection's own thread: schema, transactions and queries.
+
+Each function here takes a plain ``sqlite3.Connection`` and does one whole unit of work, so the
+store pays one aiosqlite thread round trip per call, and a cancelled caller can never leave a
+transaction open: the function finishes or rolls back on its own thread either way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
+from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS eventuality_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eventuality_events (
+    position INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    aggregate_id TEXT,
+    occurred_at TEXT NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE INDEX IF NOT EXISTS eventuality_events_by_type
+    ON eventuality_events (event_type, position);
+CREATE TABLE IF NOT EXISTS eventuality_checkpoints (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS eventuality_snapshots (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    aggregate_type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (stream_id, version)
+);
+"""
+
+_COLUMNS = (
+    "stream_id, version, event_type, schema_version, data, metadata, event_id, aggregate_id, "
+    "occurred_at, position"
+)
+_INSERT = f"INSERT INTO eventuality_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SELECT = f"SELECT {_COLUMNS} FROM eventuality_events"
+_MAX_PARAMS = 900
+
+Row = tuple[str, int, str, int, str, str, str, str | None, str, int]
+
+
+def _stored(row: Row) -> StoredEvent:
+    return StoredEvent(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        datetime.fromisoformat(row[8]),
+        row[9],
+    )
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """Create the tables if missing and check the schema version, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        found = db.execute("SELECT version FROM eventuality_schema WHERE id = 1").fetchone()
+        if found is None:
+            db.execute(
+                "INSERT INTO eventuality_schema (id, version) VALUES (1, ?)", (SCHEMA_VERSION,)
+            )
+        elif found[0] != SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the database holds eventuality schema version {found[0]}; this eventuality "
+                f"uses version {SCHEMA_VERSION}. Upgrade eventuality (a newer schema) or run the "
+                "migration for this release (an older one) before opening it."
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+@dataclass
+class AppendJob:
+    """One caller's append inside a group commit; the writer thread fills in the outcome."""
+
+    requests: Sequence[AppendRequest]
+    result: list[StoredEvent] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
+    """Commit every job that can be committed, in one transaction.
+
+    Each job runs inside its own savepoint when there are several, so a conflict in one rolls
+    back only that job. Outcomes are written into the jobs; an error of the transaction as a
+    whole (busy, disk full) is raised and applies to all.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        position = last_position(db)
+        versions: dict[str, int] = {}
+        single = len(jobs) == 1
+        for job in jobs:
+            if not single:
+                db.execute("SAVEPOINT job")
+            try:
+                job.result, position = _insert(db, job.requests, position, versions)
+            except (ConcurrencyError, sqlite3.IntegrityError) as exc:
+                if single:
+                    db.execute("ROLLBACK")
+                else:
+                    db.execute("ROLLBACK TO job")
+                    db.execute("RELEASE job")
+                    versions.clear()
+                    position = last_position(db)
+                _resolve_failure(db, job, exc)
+                continue
+            if not single:
+                db.execute("RELEASE job")
+        if db.in_transaction:
+            db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _insert(
+    db: sqlite3.Connection,
+    requests: Sequence[AppendRequest],
+    position: int,
+    versions: dict[str, int],
+) -> tuple[list[StoredEvent], int]:
+    stored: list[StoredEvent] = []
+    params: list[tuple[object, ...]] = []
+    for request in requests:
+        current = versions.get(request.stream_id)
+        if current is None:
+            current = db.execute(
+                "SELECT coalesce(max(version), 0) FROM eventuality_events WHERE stream_id = ?",
+                (request.stream_id,),
+            ).fetchone()[0]
+        settled = settle_versions(request, current)
+        for row in settled:
+            position += 1
+            stored.append(
+                StoredEvent(
+                    row.stream_id,
+                    row.version,
+                    row.event_type,
+                    row.schema_version,
+                    row.data,
+                    row.metadata,
+                    row.event_id,
+                    row.aggregate_id,
+                    row.occurred_at,
+                    position,
+                )
+            )
+            params.append(
+                (
+                    row.stream_id,
+                    row.version,
+                    row.event_type,
+                    row.schema_version,
+                    row.data,
+                    row.metadata,
+                    row.event_id,
+                    row.aggregate_id,
+                    row.occurred_at.isoformat(),
+                    position,
+                )
+            )
+        if settled:
+            versions[request.stream_id] = settled[-1].version
+    db.executemany(_INSERT, params)
+    return stored, position
+
+
+def _resolve_failure(db: sqlite3.Connection, job: AppendJob, exc: BaseException) -> None:
+    """After a rolled-back job: a retried append gets the stored events, anything else an error."""
+    ids = [row.event_id for request in job.requests for row in request.rows]
+    stored = {row.event_id: row for row in _rows_by_id(db, ids)}
+    try:
+        replay = match_retry(job.requests, stored)
+    except DuplicateEventError as error:
+        job.error = error
+        return
+    if replay is not None:
+        job.result = replay
+    else:
+        job.error = exc
+
+
+def _rows_by_id(db: sqlite3.Connection, ids: list[str]) -> list[StoredEvent]:
+    rows: list[StoredEvent] = []
+    for start in range(0, len(ids), _MAX_PARAMS):
+        chunk = ids[start : start + _MAX_PARAMS]
+        marks = ", ".join("?" * len(chunk))
+        found = db.execute(f"{_SELECT} WHERE event_id IN ({marks})", chunk).fetchall()
+        rows.extend(_stored(row) for row in found)
+    return rows
+
+
+def read_stream(
+    db: sqlite3.Connection, stream_id: str, from_version: int, to_version: int | None
+) -> list[StoredEvent]:
+    if to_version is None:
+        found = db.execute(
+            f"{_SELECT} WHERE stream_id = ? AND version >= ? ORDER BY version",
+            (stream_id, from_version),
+        ).fetchall()
+    else:
+        found = db.execute(
+            f"{_SELECT} WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version",
+            (stream_id, from_version, to_version),
+        ).fetchall()
+    return [_stored(row) for row in found]
+
+
+def read_log(
+    db: sqlite3.Connection, after: int, limit: int, types: frozenset[str] | None
+) -> list[StoredEvent]:
+    if types is None:
+        found = db.execute(
+            f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?", (after, limit)
+        ).fetchall()
+    elif not types:
+        return []
+    else:
+        names = sorted(types)
+        marks = ", ".join("?" * len(names))
+        found = db.execute(
+            f"{_SELECT} WHERE position > ? AND event_type IN ({marks}) ORDER BY position LIMIT ?",
+            (after, *names, limit),
+        ).fetchall()
+    return [_stored(row) for row in found]
+
+
+def stream_version(db: sqlite3.Connection, stream_id: str) -> int:
+    found = db.execute(
+        "SELECT coalesce(max(version), 0) FROM eventuality_events WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    return int(found[0])
+
+
+def last_position(db: sqlite3.Connection) -> int:
+    found = db.execute("SELECT coalesce(max(position), 0) FROM eventuality_events").fetchone()
+    return int(found[0])
+
+
+def get_checkpoint(db: sqlite3.Connection, name: str) -> int | None:
+    found = db.execute(
+        "SELECT position FROM eventuality_checkpoints WHERE name = ?", (name,)
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
+def set_checkpoint(db: sqlite3.Connection, name: str, position: int, expected: int | None) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        check_and_set_checkpoint(db, name, position, expected)
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def check_and_set_checkpoint(
+    db: sqlite3.Connection, name: str, position: int, expected: int | None
+) -> None:
+    """Compare-and-set inside the caller's transaction."""
+    actual = get_checkpoint(db, name)
+    if actual != expected:
+        raise CheckpointConflict(name, expected, actual)
+    db.execute(
+        "INSERT INTO eventuality_checkpoints (name, position) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+        "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        (name, position),
+    )
+
+
+def save_snapshot(db: sqlite3.Connection, snapshot: Snapshot) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT OR REPLACE INTO eventuality_snapshots "
+            "(stream_id, version, aggregate_type, schema_version, state) VALUES (?, ?, ?, ?, ?)",
+            (
+                snapshot.stream_id,
+                snapshot.version,
+                snapshot.aggregate_type,
+                snapshot.schema_version,
+                snapshot.state,
+            ),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def load_snapshot(
+    db: sqlite3.Connection, stream_id: str, max_version: int | None
+) -> Snapshot | None:
+    found = db.execute(
+        "SELECT stream_id, version, aggregate_type, schema_version, state "
+        "FROM eventuality_snapshots WHERE stream_id = ? AND version <= ? "
+        "ORDER BY version DESC LIMIT 1",
+        (stream_id, max_version if max_version is not None else 2**62),
+    ).fetchone()
+    return None if found is None else Snapshot(*found)

@@ -1,0 +1,165 @@
+"""InMemoryEventStore: the whole store contract in process memory, for tests and prototypes.
+
+Rows are serialised exactly as the durable stores keep them, so a payload that would not survive
+SQLite or PostgreSQL fails here too. Every method runs without awaiting between its reads and
+writes, which makes each one atomic on the event loop without a lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ..errors import CheckpointConflict, ConcurrencyError
+from .base import (
+    AppendRequest,
+    Backend,
+    EventStore,
+    Snapshot,
+    StoredEvent,
+    match_retry,
+    settle_versions,
+)
+
+__all__ = ["InMemoryEventStore"]
+
+
+class MemoryBackend:
+    """Rows in lists and dicts; positions from a counter."""
+
+    def __init__(self) -> None:
+        self._log: list[StoredEvent] = []
+        self._streams: dict[str, list[StoredEvent]] = {}
+        self._by_id: dict[str, StoredEvent] = {}
+        self._checkpoints: dict[str, int] = {}
+        self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._appended: anyio.Event | None = None
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        settled: list[list[StoredEvent]] = []
+        try:
+            if any(row.event_id in self._by_id for r in requests for row in r.rows):
+                raise _Clash
+            for request in requests:
+                current = len(self._streams.get(request.stream_id, ()))
+                settled.append(settle_versions(request, current))
+        except (ConcurrencyError, _Clash):
+            stored = {
+                row.event_id: self._by_id[row.event_id]
+                for r in requests
+                for row in r.rows
+                if row.event_id in self._by_id
+            }
+            replay = match_retry(requests, stored)
+            if replay is None:
+                raise
+            return replay
+        result: list[StoredEvent] = []
+        position = len(self._log)
+        for rows in settled:
+            for row in rows:
+                position += 1
+                row = StoredEvent(
+                    row.stream_id,
+                    row.version,
+                    row.event_type,
+                    row.schema_version,
+                    row.data,
+                    row.metadata,
+                    row.event_id,
+                    row.aggregate_id,
+                    row.occurred_at,
+                    position,
+                )
+                self._log.append(row)
+                self._streams.setdefault(row.stream_id, []).append(row)
+                self._by_id[row.event_id] = row
+                result.append(row)
+        if self._appended is not None:
+            self._appended.set()
+            self._appended = None
+        return result
+
+    async def read_stream(
+        self, stream_id: str, from_version: int, to_version: int | None
+    ) -> list[StoredEvent]:
+        rows = self._streams.get(stream_id, [])
+        return rows[max(from_version, 1) - 1 : to_version]
+
+    async def read_log(
+        self, after: int, limit: int, types: frozenset[str] | None
+    ) -> list[StoredEvent]:
+        start = max(after, 0)
+        if types is None:
+            return self._log[start : start + limit]
+        page: list[StoredEvent] = []
+        for row in self._log[start:]:
+            if row.event_type in types:
+                page.append(row)
+                if len(page) == limit:
+                    break
+        return page
+
+    async def stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    async def last_position(self) -> int:
+        return len(self._log)
+
+    async def wait_appended(self, after: int, timeout: float) -> bool:
+        if len(self._log) > after:
+            return True
+        if self._appended is None:
+            self._appended = anyio.Event()
+        appended = self._appended
+        with anyio.move_on_after(timeout):
+            await appended.wait()
+        return len(self._log) > after
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        return self._checkpoints.get(name)
+
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        actual = self._checkpoints.get(name)
+        if actual != expected:
+            raise CheckpointConflict(name, expected, actual)
+        self._checkpoints[name] = position
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
+
+    async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        by_version = self._snapshots.get(stream_id)
+        if not by_version:
+            return None
+        versions = sorted(by_version)
+        limit = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
+        return by_version[versions[limit - 1]] if limit else None
+
+
+class _Clash(Exception):
+    """An event id of the append is already stored."""
+
+
+class InMemoryEventStore(EventStore):
+    """An event store in process memory: fast, complete, and gone when the process ends."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryBackend())
+        self._open = True  # nothing to connect to: usable without `async with`
+
+    def __repr__(self) -> str:
+        return "InMemoryEventStore()"
+
+
+if TYPE_CHECKING:
+    _conforms: Backend = MemoryBackend()
