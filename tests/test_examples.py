@@ -1,0 +1,40 @@
+"""The README's example and examples/ run as users run them, in fresh processes."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_readme_todo_example_runs_as_written_in_an_empty_folder(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- todo-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its Todo example"
+    (tmp_path / "todo_example.py").write_text(block.group(1))
+
+    out = _run(["todo_example.py"], tmp_path)
+
+    assert out.splitlines() == ["TodoCreated todo1", "TodoCompleted todo1"]
+    assert (tmp_path / "todo.db").exists()
+
+
+def test_todo_example_second_run_sees_what_the_first_stored(tmp_path: Path) -> None:
+    script = str(ROOT / "examples" / "todo.py")
+
+    first = _run([script, "todo.db"], tmp_path)
+    second = _run([script, "todo.db"], tmp_path)
+
+    assert "(0 events already stored)" in first
+    assert "(2 events already stored)" in second
+    assert "todo1: 'Create todo number 1' completed=True version=2" in second
+    assert "todo2: 'Create todo number 2' completed=True version=2" in second
