@@ -24,6 +24,7 @@ from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
 from .errors import StoreError as StoreError
 from .errors import SubscriptionLocked as SubscriptionLocked
+from .errors import SubscriptionTimeout as SubscriptionTimeout
 from .errors import UncommittedEventsError as UncommittedEventsError
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEventType as UnknownEventType
@@ -39,6 +40,12 @@ from .stores import InMemoryEventStore as InMemoryEventStore
 from .stores import SQLiteEventStore as SQLiteEventStore
 from .stores import StreamAppend as StreamAppend
 from .stores import open_store as open_store
+from .stores.base import Transaction as Transaction
+from .subscriptions import Projection as Projection
+from .subscriptions import Subscription as Subscription
+from .subscriptions import SubscriptionRunner as SubscriptionRunner
+from .subscriptions import SubscriptionStatistics as SubscriptionStatistics
+from .subscriptions import wait_for_subscriptions as wait_for_subscriptions
 
 __version__ = "0.1.0"
 
@@ -58,6 +65,7 @@ __all__ = [
     "Flow",
     "InMemoryEventStore",
     "InvalidStoreURL",
+    "Projection",
     "Repository",
     "SQLiteEventStore",
     "SchemaVersionError",
@@ -65,7 +73,12 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StreamAppend",
+    "Subscription",
     "SubscriptionLocked",
+    "SubscriptionRunner",
+    "SubscriptionStatistics",
+    "SubscriptionTimeout",
+    "Transaction",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
@@ -73,6 +86,7 @@ __all__ = [
     "open_store",
     "register_upcaster",
     "upcaster",
+    "wait_for_subscriptions",
 ]
 
 

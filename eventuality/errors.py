@@ -12,6 +12,7 @@
     ├── UncommittedEventsError  a handler returned events no unit of work tracks
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
+    ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── StoreBusyError      the database stayed locked past the busy timeout
         ├── StoreClosedError    the store is not open
@@ -23,6 +24,8 @@ attributes so callers never parse messages.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AggregateNotFound",
@@ -37,6 +40,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "SubscriptionLocked",
+    "SubscriptionTimeout",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
@@ -186,6 +190,47 @@ class CheckpointConflict(EventualityError):
 
 class SubscriptionLocked(EventualityError):
     """Another process holds the subscription's name."""
+
+
+class SubscriptionTimeout(EventualityError, TimeoutError):
+    """A subscription had not handled the events a caller waits for in time, or it failed."""
+
+    def __init__(
+        self,
+        name: str,
+        position: int,
+        reached: int | None,
+        *,
+        failed: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.name = name
+        self.position = position
+        self.reached = reached
+        self.failed = failed
+        self.timeout = timeout
+        where = "has handled nothing yet" if not reached else f"is at position {reached}"
+        if failed:
+            why = f"subscription {name!r} stopped on an error and {where}"
+            todo = "Fix the handler and restart it"
+        else:
+            why = f"subscription {name!r} {where} after {timeout:g} s"
+            todo = "Check that it is running (SubscriptionRunner) or wait longer"
+        super().__init__(
+            f"waited for position {position} (the events are committed): {why}. {todo}."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_subscription_timeout,
+            (self.name, self.position, self.reached, self.failed, self.timeout),
+        )
+
+
+def _rebuild_subscription_timeout(
+    name: str, position: int, reached: int | None, failed: bool, timeout: float | None
+) -> SubscriptionTimeout:
+    return SubscriptionTimeout(name, position, reached, failed=failed, timeout=timeout)
 
 
 class StoreError(EventualityError):

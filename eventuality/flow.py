@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -15,6 +15,7 @@ from .errors import ConcurrencyError, UncommittedEventsError, UnknownCommand
 from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
 from .stores.memory import InMemoryEventStore
+from .subscriptions import wait_for_subscriptions
 from .unit_of_work import UnitOfWork
 
 __all__ = ["Flow", "Handler"]
@@ -72,7 +73,12 @@ class Flow:
         raise UnknownCommand(command_class, [c.__name__ for c in self._handlers])
 
     async def dispatch(
-        self, command: Command, *, metadata: Mapping[str, Any] | None = None
+        self,
+        command: Command,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        wait_for: Iterable[str] = (),
+        wait_timeout: float = 10.0,
     ) -> list[Event]:
         """Run ``command``'s handler and commit every aggregate it touched in one transaction.
 
@@ -80,9 +86,16 @@ class Flow:
         times. The committed events are published, then returned in commit order; an empty list
         means nothing changed.
 
+        ``wait_for`` names subscriptions (in this process or another) to wait for before
+        returning, until each has handled the committed events: read your own writes.
+
         :raises UnknownCommand: no handler is registered for the command's class.
         :raises ConcurrencyError: still conflicting after every retry.
+        :raises SubscriptionTimeout: a ``wait_for`` subscription did not get there in
+            ``wait_timeout`` seconds, or failed (the events are committed all the same).
         """
+        if isinstance(wait_for, str):
+            raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
         if not isinstance(command, Command):
             raise TypeError(f"dispatch() takes a Command instance, not {type(command).__name__}")
         handler = self._handler_for(type(command))
@@ -108,6 +121,9 @@ class Flow:
                 repository = uow.repository_of(aggregate)
                 if repository is not None:
                     await repository.snapshot_if_due(aggregate, appended)
+            if wait_for:
+                last = max(event.position or 0 for event in committed)
+                await wait_for_subscriptions(self.store, wait_for, last, timeout=wait_timeout)
         return committed
 
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
@@ -338,3 +339,32 @@ def load_snapshot(
         (stream_id, max_version if max_version is not None else 2**62),
     ).fetchone()
     return None if found is None else Snapshot(*found)
+
+
+def begin(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+
+
+def commit(db: sqlite3.Connection) -> None:
+    db.execute("COMMIT")
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    _rollback(db)
+
+
+def execute(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> None:
+    db.execute(sql, params)
+
+
+def executemany(db: sqlite3.Connection, sql: str, rows: list[Sequence[object]]) -> None:
+    db.executemany(sql, rows)
+
+
+def fetchall(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in db.execute(sql, params).fetchall()]
+
+
+def fetchone(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+    found = db.execute(sql, params).fetchone()
+    return None if found is None else tuple(found)

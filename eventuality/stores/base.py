@@ -1,85 +1,50 @@
 """The event store front and the boundary every backend implements.
 
-Backends see rows (:class:`StoredEvent`), never pydantic models. This module turns events into rows
-and back, settles expected versions and recognises retried appends, once for every backend, so a
-backend is a handful of async methods that store and fetch rows atomically.
+Backends see rows (:class:`~eventuality.stores.rows.StoredEvent`), never pydantic models. The front
+validates input, turns events into rows and back, and pages through the log, once for every
+backend, so a backend is a handful of async methods that store and fetch rows atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import ValidationError
-
-from ..errors import (
-    ConcurrencyError,
-    DuplicateEventError,
-    EventSchemaError,
-    StoreClosedError,
+from ..errors import DuplicateEventError, StoreClosedError
+from ..messages import Event, event_type_names
+from .rows import (
+    AppendRequest,
+    Snapshot,
+    StoredEvent,
+    from_row,
+    match_retry,
+    settle_versions,
+    to_row,
 )
-from ..messages import Event, event_class, event_type_names, upcast_payload
 
 __all__ = [
     "AppendRequest",
     "Backend",
+    "BackendTransaction",
+    "Transaction",
     "EventStore",
     "Snapshot",
     "StoredEvent",
     "StreamAppend",
+    "match_retry",
     "redact_dsn",
+    "settle_versions",
 ]
 
 logger = logging.getLogger("eventuality")
 
 _PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One event as a backend keeps it. ``version`` 0 asks the backend for the stream's next
-    version; ``position`` is 0 until the backend assigns one."""
-
-    stream_id: str
-    version: int
-    event_type: str
-    schema_version: int
-    data: str
-    metadata: str
-    event_id: str
-    aggregate_id: str | None
-    occurred_at: datetime
-    position: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AppendRequest:
-    """Rows for one stream in one atomic commit, with the version the stream must be at.
-
-    Either every row carries its version (``expected_version`` then agrees with them) or none does.
-    """
-
-    stream_id: str
-    expected_version: int | None
-    rows: tuple[StoredEvent, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """An aggregate's state as of ``version``, serialised as JSON."""
-
-    stream_id: str
-    version: int
-    aggregate_type: str
-    schema_version: int
-    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +56,8 @@ class StreamAppend:
     expected_version: int | None = None
 
 
-class Backend(Protocol):
-    """What a storage backend implements. Every method is atomic on its own."""
+class EventLog(Protocol):
+    """The core of a backend: streams and the global log. Every method is atomic on its own."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -117,145 +82,71 @@ class Backend(Protocol):
         ...
 
     async def stream_version(self, stream_id: str) -> int: ...
-    async def last_position(self) -> int: ...
+
+    async def last_position(self) -> int:
+        """The highest position a reader may pass: nothing at or below it can still appear."""
+        ...
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
         """Wait until a position above ``after`` may be readable, or ``timeout`` seconds pass."""
         ...
 
+
+class Checkpoints(Protocol):
+    """Named positions in the log, for subscriptions."""
+
     async def get_checkpoint(self, name: str) -> int | None: ...
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        """Compare-and-set: raise :class:`CheckpointConflict` unless the stored value is
-        ``expected`` (``None``: no checkpoint yet)."""
+        """Compare-and-set: raise :class:`~eventuality.CheckpointConflict` unless the stored
+        value is ``expected`` (``None``: no checkpoint yet)."""
         ...
+
+
+class Snapshots(Protocol):
+    """Aggregate snapshots, an optimisation for long streams."""
 
     async def save_snapshot(self, snapshot: Snapshot) -> None: ...
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None: ...
 
 
-def settle_versions(request: AppendRequest, current_version: int) -> list[StoredEvent]:
-    """Check ``request`` against the stream's current version and number its rows.
+class Transaction(Protocol):
+    """A write transaction on the store's own database, handed to a projection's handler.
 
-    :raises ConcurrencyError: the stream is not where the request expects it.
+    Statements use the backend's own SQL and placeholders (SQLite: ``?``; PostgreSQL: ``$1``).
+    Whatever it writes commits together with the projection's checkpoint, or not at all.
     """
-    expected = request.expected_version
-    if expected is not None and expected != current_version:
-        raise ConcurrencyError(request.stream_id, expected, current_version)
-    rows = request.rows
-    if rows and rows[0].version == 0:
-        return [replace(row, version=current_version + i) for i, row in enumerate(rows, 1)]
-    return list(rows)
+
+    async def execute(self, sql: str, *params: Any) -> None: ...
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None: ...
 
 
-def match_retry(
-    requests: Sequence[AppendRequest], stored: Mapping[str, StoredEvent]
-) -> list[StoredEvent] | None:
-    """Decide what an append means when some of its event ids are already stored.
+class BackendTransaction(Transaction, Protocol):
+    """What the framework itself does inside a projection's transaction."""
 
-    ``stored`` maps the event ids of ``requests`` that the store holds to their rows. Returns the
-    stored rows when the append repeats one that already succeeded (a retry after a lost
-    acknowledgement), ``None`` when none of its ids are stored.
-
-    :raises DuplicateEventError: some ids are stored, but not as this exact append.
-    """
-    if not stored:
-        return None
-    result: list[StoredEvent] = []
-    for request in requests:
-        previous: StoredEvent | None = None
-        for row in request.rows:
-            found = stored.get(row.event_id)
-            if found is None:
-                raise DuplicateEventError(
-                    request.stream_id,
-                    next(iter(stored)),
-                    "is already stored, and this append mixes stored and new events",
-                )
-            expected_version = (
-                previous.version + 1
-                if previous is not None
-                else (
-                    request.expected_version + 1
-                    if request.expected_version is not None
-                    else found.version
-                )
-            )
-            if not _same_event(row, found) or found.version != expected_version:
-                where = f"stream {found.stream_id!r} at version {found.version}"
-                raise DuplicateEventError(
-                    request.stream_id, row.event_id, f"is already stored as another event ({where})"
-                )
-            if row.version not in (0, found.version):
-                raise DuplicateEventError(
-                    request.stream_id, row.event_id, f"is stored at version {found.version}"
-                )
-            previous = found
-            result.append(found)
-    return result
+    async def get_checkpoint(self, name: str) -> int | None: ...
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None: ...
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """Undo only what the block wrote if it raises; the transaction goes on."""
+        ...
 
 
-def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
-    return (
-        row.stream_id == found.stream_id
-        and row.event_type == found.event_type
-        and row.schema_version == found.schema_version
-        and json.loads(row.data) == json.loads(found.data)
-        and json.loads(row.metadata) == json.loads(found.metadata)
-        and row.aggregate_id == found.aggregate_id
-        and row.occurred_at == found.occurred_at
-    )
+class Transactions(Protocol):
+    """Read-model transactions in the store's own database (exactly-once projections)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
+        """Begin a write transaction; commit when the block ends, roll back if it raises."""
+        ...
+
+    async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a read-only query on the store's database, outside any transaction."""
+        ...
 
 
-def to_row(stream_id: str, event: Event) -> StoredEvent:
-    """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text."""
-    if not isinstance(event, Event):
-        raise TypeError(f"stores take Event instances, not {type(event).__name__}")
-    cls = type(event)
-    try:
-        metadata = json.dumps(event.metadata, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{cls.__name__} {event.event_id}: metadata must hold JSON values only "
-            f"(str, int, float, bool, None, lists, dicts with str keys): {exc}. Convert the value, "
-            f"for example str(uuid), before recording."
-        ) from None
-    return StoredEvent(
-        stream_id=stream_id,
-        version=event.aggregate_version or 0,
-        event_type=cls.event_type,
-        schema_version=cls.__event_version__,
-        data=event.model_dump_json(include=set(cls.__payload_fields__)),
-        metadata=metadata,
-        event_id=str(event.event_id),
-        aggregate_id=event.aggregate_id,
-        occurred_at=event.occurred_at,
-    )
-
-
-def from_row(row: StoredEvent) -> Event:
-    """Rebuild the event a row holds, as an instance of its registered class."""
-    cls = event_class(row.event_type)
-    fields: dict[str, Any] = json.loads(row.data)
-    if row.schema_version != cls.__event_version__:
-        if row.schema_version > cls.__event_version__:
-            raise EventSchemaError(
-                row.event_type,
-                f"it was written at version {row.schema_version} by newer code; this class is at "
-                f"version {cls.__event_version__}",
-            )
-        fields = upcast_payload(cls, row.schema_version, fields)
-    fields["event_id"] = row.event_id
-    fields["aggregate_id"] = row.aggregate_id
-    fields["aggregate_version"] = row.version
-    fields["position"] = row.position
-    fields["occurred_at"] = row.occurred_at
-    fields["metadata"] = json.loads(row.metadata)
-    try:
-        return cls.model_validate(fields)
-    except ValidationError as exc:
-        detail = f"its payload does not fit the class: {exc}"
-        raise EventSchemaError(row.event_type, detail) from exc
+class Backend(EventLog, Checkpoints, Snapshots, Transactions, Protocol):
+    """Everything a storage backend implements: the log, checkpoints, snapshots, transactions."""
 
 
 def _requests(appends: Iterable[StreamAppend]) -> tuple[list[AppendRequest], list[Event]]:
@@ -432,6 +323,17 @@ class EventStore:
         """The latest snapshot of ``stream_id`` at or below ``max_version``."""
         self._check_open()
         return await self._backend.load_snapshot(stream_id, max_version)
+
+    def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
+        """A write transaction on the store's own database (see :class:`Projection`)."""
+        self._check_open()
+        return self._backend.transaction()
+
+    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run a read-only query on the store's own database, for example on a read model a
+        :class:`~eventuality.Projection` keeps there. SQL and placeholders are the backend's."""
+        self._check_open()
+        return await self._backend.query(sql, params)
 
 
 class _LogReader:

@@ -8,8 +8,11 @@ writes, which makes each one atomic on the event loop without a lock.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -17,6 +20,7 @@ from ..errors import CheckpointConflict, ConcurrencyError
 from .base import (
     AppendRequest,
     Backend,
+    BackendTransaction,
     EventStore,
     Snapshot,
     StoredEvent,
@@ -37,12 +41,16 @@ class MemoryBackend:
         self._checkpoints: dict[str, int] = {}
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
         self._appended: anyio.Event | None = None
+        self._db: sqlite3.Connection | None = None
+        self._transaction_lock = anyio.Lock()
 
     async def open(self) -> None:
         pass
 
     async def close(self) -> None:
-        pass
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         settled: list[list[StoredEvent]] = []
@@ -137,6 +145,33 @@ class MemoryBackend:
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
 
+    def _read_model(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+        return self._db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BackendTransaction]:
+        """A transaction on an in-memory SQLite database private to this store: read models
+        there move with checkpoints exactly as they would in the SQLite store's file."""
+        async with self._transaction_lock:
+            db = self._read_model()
+            db.execute("BEGIN")
+            tx = _MemoryTransaction(self, db)
+            try:
+                yield tx
+                for name, position in tx.checkpoints.items():
+                    if name in self._checkpoints and self._checkpoints[name] > position:
+                        raise CheckpointConflict(name, position, self._checkpoints[name])
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            self._checkpoints.update(tx.checkpoints)
+
+    async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._read_model().execute(sql, params).fetchall()]
+
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
         by_version = self._snapshots.get(stream_id)
         if not by_version:
@@ -144,6 +179,54 @@ class MemoryBackend:
         versions = sorted(by_version)
         limit = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
         return by_version[versions[limit - 1]] if limit else None
+
+
+class _MemoryTransaction:
+    """A transaction on the memory store's read-model database, with staged checkpoints."""
+
+    def __init__(self, backend: MemoryBackend, db: sqlite3.Connection) -> None:
+        self._backend = backend
+        self._db = db
+        self.checkpoints: dict[str, int] = {}
+        self._savepoints = itertools.count()
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        self._db.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._db.execute(sql, params).fetchall()]
+
+    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        found = self._db.execute(sql, params).fetchone()
+        return None if found is None else tuple(found)
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        if name in self.checkpoints:
+            return self.checkpoints[name]
+        return self._backend._checkpoints.get(name)
+
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        actual = await self.get_checkpoint(name)
+        if actual != expected:
+            raise CheckpointConflict(name, expected, actual)
+        self.checkpoints[name] = position
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        name = f"eventuality_{next(self._savepoints)}"
+        staged = dict(self.checkpoints)
+        self._db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            self.checkpoints = staged
+            raise
+        self._db.execute(f"RELEASE {name}")
 
 
 class _Clash(Exception):

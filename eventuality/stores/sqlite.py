@@ -25,7 +25,8 @@ import contextlib
 import itertools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
@@ -33,7 +34,14 @@ import anyio
 
 from ..errors import StoreBusyError, StoreError
 from . import _sqlite_ops as ops
-from .base import AppendRequest, Backend, EventStore, Snapshot, StoredEvent
+from .base import (
+    AppendRequest,
+    Backend,
+    BackendTransaction,
+    EventStore,
+    Snapshot,
+    StoredEvent,
+)
 
 __all__ = ["SQLiteEventStore"]
 
@@ -283,6 +291,72 @@ class SQLiteBackend:
         return await self._call(
             self._reader(), "load a snapshot", ops.load_snapshot, stream_id, max_version
         )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BackendTransaction]:
+        """``BEGIN IMMEDIATE`` on the writer, holding it (appends in this process wait) until
+        the block ends. Commit and rollback run shielded from cancellation."""
+        async with self._writer_lock:
+            connection = self._writer_connection()
+            try:
+                await self._call(connection, "begin a transaction", ops.begin)
+                yield _SQLiteTransaction(self, connection)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._call(connection, "roll back", ops.rollback)
+                raise
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._call(connection, "commit", ops.commit)
+                except BaseException:
+                    await self._call(connection, "roll back", ops.rollback)
+                    raise
+
+    async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await self._call(self._reader(), "run a query", ops.fetchall, sql, params)
+
+
+class _SQLiteTransaction:
+    """A write transaction on the writer connection; each statement is one thread round trip."""
+
+    def __init__(self, backend: SQLiteBackend, connection: aiosqlite.Connection) -> None:
+        self._backend = backend
+        self._connection = connection
+        self._savepoints = itertools.count()
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        return await self._backend._call(self._connection, "run a transaction", function, *args)
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        await self._run(ops.execute, sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._run(ops.executemany, sql, [tuple(row) for row in rows])
+
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return await self._run(ops.fetchall, sql, params)
+
+    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        return await self._run(ops.fetchone, sql, params)
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        return await self._run(ops.get_checkpoint, name)
+
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        await self._run(ops.check_and_set_checkpoint, name, position, expected)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        name = f"eventuality_{next(self._savepoints)}"
+        await self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.execute(f"ROLLBACK TO {name}")
+                await self.execute(f"RELEASE {name}")
+            raise
+        await self.execute(f"RELEASE {name}")
 
 
 class SQLiteEventStore(EventStore):

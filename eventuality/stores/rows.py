@@ -1,0 +1,194 @@
+"""Rows: what backends store, and the rules every backend applies to them.
+
+Events become :class:`StoredEvent` rows (payload and metadata as JSON text) here and come back
+through the type registry. :func:`settle_versions` and :func:`match_retry` are the
+expected-version and retried-append rules; backends call them inside their own transactions, so
+the rules are written once and hold the same on every store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError
+from ..messages import Event, event_class, upcast_payload
+
+__all__ = [
+    "AppendRequest",
+    "Snapshot",
+    "StoredEvent",
+    "from_row",
+    "match_retry",
+    "settle_versions",
+    "to_row",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as a backend keeps it. ``version`` 0 asks the backend for the stream's next
+    version; ``position`` is 0 until the backend assigns one."""
+
+    stream_id: str
+    version: int
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+    event_id: str
+    aggregate_id: str | None
+    occurred_at: datetime
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """Rows for one stream in one atomic commit, with the version the stream must be at.
+
+    Either every row carries its version (``expected_version`` then agrees with them) or none does.
+    """
+
+    stream_id: str
+    expected_version: int | None
+    rows: tuple[StoredEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An aggregate's state as of ``version``, serialised as JSON."""
+
+    stream_id: str
+    version: int
+    aggregate_type: str
+    schema_version: int
+    state: str
+
+
+def settle_versions(request: AppendRequest, current_version: int) -> list[StoredEvent]:
+    """Check ``request`` against the stream's current version and number its rows.
+
+    :raises ConcurrencyError: the stream is not where the request expects it.
+    """
+    expected = request.expected_version
+    if expected is not None and expected != current_version:
+        raise ConcurrencyError(request.stream_id, expected, current_version)
+    rows = request.rows
+    if rows and rows[0].version == 0:
+        return [replace(row, version=current_version + i) for i, row in enumerate(rows, 1)]
+    return list(rows)
+
+
+def match_retry(
+    requests: Sequence[AppendRequest], stored: Mapping[str, StoredEvent]
+) -> list[StoredEvent] | None:
+    """Decide what an append means when some of its event ids are already stored.
+
+    ``stored`` maps the event ids of ``requests`` that the store holds to their rows. Returns the
+    stored rows when the append repeats one that already succeeded (a retry after a lost
+    acknowledgement), ``None`` when none of its ids are stored.
+
+    :raises DuplicateEventError: some ids are stored, but not as this exact append.
+    """
+    if not stored:
+        return None
+    result: list[StoredEvent] = []
+    for request in requests:
+        previous: StoredEvent | None = None
+        for row in request.rows:
+            found = stored.get(row.event_id)
+            if found is None:
+                raise DuplicateEventError(
+                    request.stream_id,
+                    next(iter(stored)),
+                    "is already stored, and this append mixes stored and new events",
+                )
+            expected_version = (
+                previous.version + 1
+                if previous is not None
+                else (
+                    request.expected_version + 1
+                    if request.expected_version is not None
+                    else found.version
+                )
+            )
+            if not _same_event(row, found) or found.version != expected_version:
+                where = f"stream {found.stream_id!r} at version {found.version}"
+                raise DuplicateEventError(
+                    request.stream_id, row.event_id, f"is already stored as another event ({where})"
+                )
+            if row.version not in (0, found.version):
+                raise DuplicateEventError(
+                    request.stream_id, row.event_id, f"is stored at version {found.version}"
+                )
+            previous = found
+            result.append(found)
+    return result
+
+
+def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
+    return (
+        row.stream_id == found.stream_id
+        and row.event_type == found.event_type
+        and row.schema_version == found.schema_version
+        and json.loads(row.data) == json.loads(found.data)
+        and json.loads(row.metadata) == json.loads(found.metadata)
+        and row.aggregate_id == found.aggregate_id
+        and row.occurred_at == found.occurred_at
+    )
+
+
+def to_row(stream_id: str, event: Event) -> StoredEvent:
+    """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text."""
+    if not isinstance(event, Event):
+        raise TypeError(f"stores take Event instances, not {type(event).__name__}")
+    cls = type(event)
+    try:
+        metadata = json.dumps(event.metadata, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{cls.__name__} {event.event_id}: metadata must hold JSON values only "
+            f"(str, int, float, bool, None, lists, dicts with str keys): {exc}. Convert the value, "
+            f"for example str(uuid), before recording."
+        ) from None
+    return StoredEvent(
+        stream_id=stream_id,
+        version=event.aggregate_version or 0,
+        event_type=cls.event_type,
+        schema_version=cls.__event_version__,
+        data=event.model_dump_json(include=set(cls.__payload_fields__)),
+        metadata=metadata,
+        event_id=str(event.event_id),
+        aggregate_id=event.aggregate_id,
+        occurred_at=event.occurred_at,
+    )
+
+
+def from_row(row: StoredEvent) -> Event:
+    """Rebuild the event a row holds, as an instance of its registered class."""
+    cls = event_class(row.event_type)
+    fields: dict[str, Any] = json.loads(row.data)
+    if row.schema_version != cls.__event_version__:
+        if row.schema_version > cls.__event_version__:
+            raise EventSchemaError(
+                row.event_type,
+                f"it was written at version {row.schema_version} by newer code; this class is at "
+                f"version {cls.__event_version__}",
+            )
+        fields = upcast_payload(cls, row.schema_version, fields)
+    fields["event_id"] = row.event_id
+    fields["aggregate_id"] = row.aggregate_id
+    fields["aggregate_version"] = row.version
+    fields["position"] = row.position
+    fields["occurred_at"] = row.occurred_at
+    fields["metadata"] = json.loads(row.metadata)
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        detail = f"its payload does not fit the class: {exc}"
+        raise EventSchemaError(row.event_type, detail) from exc
