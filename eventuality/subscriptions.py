@@ -166,7 +166,7 @@ class Subscription:
     async def _exclusive(self) -> AsyncIterator[None]:
         """Hold the name in this process and start from the stored checkpoint."""
         state = _state(self.store)
-        async with state.lock(self.name):
+        async with state.lock(self.name), self.store.hold_name(self.name):
             self._checkpoint = await self.store.get_checkpoint(self.name)
             self._position = self._checkpoint or 0
             self._running, self._error = True, None

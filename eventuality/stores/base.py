@@ -102,6 +102,12 @@ class Checkpoints(Protocol):
         value is ``expected`` (``None``: no checkpoint yet)."""
         ...
 
+    def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold subscription ``name`` against other processes while the block runs, waiting
+        while another holds it. A backend without cross-process locks holds nothing: its
+        checkpoints' compare-and-set still stops a second process from moving one backwards."""
+        ...
+
 
 class Snapshots(Protocol):
     """Aggregate snapshots, an optimisation for long streams."""
@@ -296,6 +302,11 @@ class EventStore:
         """Wait until something may have been appended after ``after``; False on timeout."""
         self._check_open()
         return await self._backend.wait_appended(after, timeout)
+
+    def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold subscription ``name`` against other processes (where the backend can)."""
+        self._check_open()
+        return self._backend.hold_name(name)
 
     async def get_checkpoint(self, name: str) -> int | None:
         """The position stored under ``name``, ``None`` if there is none."""

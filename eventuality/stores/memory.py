@@ -133,6 +133,10 @@ class MemoryBackend:
             await appended.wait()
         return len(self._log) > after
 
+    @asynccontextmanager
+    async def hold_name(self, name: str) -> AsyncIterator[None]:
+        yield
+
     async def get_checkpoint(self, name: str) -> int | None:
         return self._checkpoints.get(name)
 

@@ -267,6 +267,10 @@ class SQLiteBackend:
                 await appended.wait()
             interval = min(interval * 2, _POLL_MAX)
 
+    @asynccontextmanager
+    async def hold_name(self, name: str) -> AsyncIterator[None]:
+        yield
+
     async def get_checkpoint(self, name: str) -> int | None:
         return await self._call(self._reader(), "read a checkpoint", ops.get_checkpoint, name)
 
