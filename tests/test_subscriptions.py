@@ -451,6 +451,7 @@ async def test_runner_keeps_others_going_when_one_fails_and_saves_checkpoints_on
 
     assert good.positions == list(range(1, 9))
     assert bad.positions == [1]
-    assert statistics["good"].running and not statistics["bad"].running
+    assert statistics["good"].running
+    assert not statistics["bad"].running
     assert await store.get_checkpoint("good") == 8
     assert await store.get_checkpoint("bad") == 1

@@ -131,8 +131,8 @@ async def test_synchronous_option_and_wal_are_applied(
         synchronous = await writer.execute_fetchall("PRAGMA synchronous")
         journal = await writer.execute_fetchall("PRAGMA journal_mode")
 
-    assert list(synchronous)[0][0] == expected
-    assert list(journal)[0][0] == "wal"
+    assert next(iter(synchronous))[0] == expected
+    assert next(iter(journal))[0] == "wal"
 
 
 def test_unknown_synchronous_mode_is_refused_with_the_choices() -> None:
