@@ -38,3 +38,15 @@ def test_todo_example_second_run_sees_what_the_first_stored(tmp_path: Path) -> N
     assert "(2 events already stored)" in second
     assert "todo1: 'Create todo number 1' completed=True version=2" in second
     assert "todo2: 'Create todo number 2' completed=True version=2" in second
+
+
+def test_todo_projection_example_keeps_and_rebuilds_its_read_model(tmp_path: Path) -> None:
+    script = str(ROOT / "examples" / "todo_projection.py")
+
+    first = _run([script, "p.db", "--todos", "300"], tmp_path)
+    second = _run([script, "p.db", "--rebuild"], tmp_path)
+
+    assert "read model: 200 open, 101 completed" in first
+    assert "live1: 'written by run 1' (done)" in first
+    assert "rebuilt from position 0: 402 events" in second
+    assert "read model: 200 open, 102 completed" in second
