@@ -71,6 +71,9 @@ class EventBus:
             raise TypeError(f"subscribe() takes an Event class or a type name, not {event_type!r}")
         if not callable(listener):
             raise TypeError(f"listener must be callable, not {listener!r}")
+        # A bound method is a new object at each access: keep the first equal one, so that a
+        # listener subscribed under two keys is one listener, with its events in order.
+        listener = next((known for _, known in self._entries if known == listener), listener)
         entry = (event_type, listener)
         self._entries.append(entry)
         self._matches.clear()

@@ -114,7 +114,7 @@ class Flow:
                 if attempt >= self.retries:
                     raise
                 attempt += 1
-                await anyio.sleep(random.uniform(0, 0.001 * 2**attempt) if attempt > 1 else 0)
+                await anyio.sleep(_backoff(attempt))
         if committed:
             await self.bus.publish(committed)
             for aggregate, appended in touched:
@@ -125,6 +125,11 @@ class Flow:
                 last = max(event.position or 0 for event in committed)
                 await wait_for_subscriptions(self.store, wait_for, last, timeout=wait_timeout)
         return committed
+
+
+def _backoff(attempt: int) -> float:
+    """No wait before the first retry, then jittered and growing, capped at 50 ms."""
+    return 0.0 if attempt == 1 else random.uniform(0, min(0.05, 0.001 * 2**attempt))
 
 
 def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class UnitOfWork:
         self.store = store
         self._aggregates: dict[str, Aggregate] = {}
         self._repositories: dict[str, _Snapshotter] = {}
+        self.closed = False
 
     def get(self, stream_id: str) -> Aggregate | None:
         return self._aggregates.get(stream_id)
@@ -78,10 +79,13 @@ class UnitOfWork:
         try:
             yield self
         finally:
+            # Tasks the handler started keep this context; once the handler has returned they
+            # must write for themselves, not into a unit of work that was already committed.
+            self.closed = True
             _current.reset(token)
 
 
 def active_unit_of_work(store: EventStore) -> UnitOfWork | None:
     """The unit of work of the running dispatch, if it works on ``store``."""
     uow = _current.get()
-    return uow if uow is not None and uow.store is store else None
+    return uow if uow is not None and uow.store is store and not uow.closed else None
