@@ -8,6 +8,7 @@ events out in process; Flow.dispatch runs a command's whole cycle.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from .aggregate import Aggregate as Aggregate
 from .bus import BusStatistics as BusStatistics
@@ -65,6 +66,7 @@ __all__ = [
     "Flow",
     "InMemoryEventStore",
     "InvalidStoreURL",
+    "PostgresEventStore",
     "Projection",
     "Repository",
     "SQLiteEventStore",
@@ -88,6 +90,15 @@ __all__ = [
     "upcaster",
     "wait_for_subscriptions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresEventStore":  # imported on first use: asyncpg is an optional extra
+        from .stores.postgres import PostgresEventStore
+
+        PostgresEventStore.__module__ = __name__
+        return PostgresEventStore
+    raise AttributeError(f"module 'eventuality' has no attribute {name!r}")
 
 
 def _fix_module_names() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from ..errors import InvalidStoreURL
 from .base import EventStore, Snapshot, StoredEvent, StreamAppend, redact_dsn
@@ -13,6 +13,7 @@ from .sqlite import SQLiteEventStore
 __all__ = [
     "EventStore",
     "InMemoryEventStore",
+    "PostgresEventStore",
     "SQLiteEventStore",
     "Snapshot",
     "StoredEvent",
@@ -23,6 +24,14 @@ __all__ = [
 _SCHEMES = (
     "memory://, sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:, postgresql://…"
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresEventStore":  # imported on first use: asyncpg is an optional extra
+        from .postgres import PostgresEventStore
+
+        return PostgresEventStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(url: str) -> EventStore:
@@ -46,7 +55,14 @@ def open_store(url: str) -> EventStore:
     if scheme == "sqlite":
         return _sqlite(url, rest)
     if scheme in ("postgresql", "postgres"):
-        raise _invalid(url, "the PostgreSQL store is not part of this release yet")
+        try:
+            from .postgres import PostgresEventStore
+        except ImportError as exc:
+            raise InvalidStoreURL(
+                f"{redact_dsn(url)} needs the PostgreSQL extra: "
+                f"pip install 'eventuality[postgres]' ({exc})"
+            ) from exc
+        return _postgres(PostgresEventStore, url)
     raise _invalid(url, f"the scheme {scheme!r} is not one eventuality knows")
 
 
@@ -76,6 +92,29 @@ def _sqlite(url: str, rest: str) -> EventStore:
         return SQLiteEventStore(path, **options)
     except ValueError as exc:
         raise _invalid(url, str(exc)) from None
+
+
+def _postgres(store_class: Any, url: str) -> EventStore:
+    """``?schema=``, ``?min_size=``, ``?max_size=`` are ours; other parameters go to libpq."""
+    base, _, query = url.partition("?")
+    options: dict[str, Any] = {}
+    passed: list[tuple[str, str]] = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "schema":
+            options["schema"] = value
+        elif key in ("min_size", "max_size"):
+            try:
+                options[key] = int(value)
+            except ValueError:
+                raise _invalid(url, f"{key}={value!r} is not a whole number") from None
+        else:
+            passed.append((key, value))
+    dsn = f"{base}?{urlencode(passed)}" if passed else base
+    try:
+        store: EventStore = store_class(dsn, **options)
+    except ValueError as exc:
+        raise _invalid(url, str(exc)) from None
+    return store
 
 
 def _invalid(url: str, why: str) -> InvalidStoreURL:

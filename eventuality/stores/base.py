@@ -119,9 +119,12 @@ class Snapshots(Protocol):
 class Transaction(Protocol):
     """A write transaction on the store's own database, handed to a projection's handler.
 
-    Statements use the backend's own SQL and placeholders (SQLite: ``?``; PostgreSQL: ``$1``).
-    Whatever it writes commits together with the projection's checkpoint, or not at all.
+    Statements use the backend's own SQL and placeholders (SQLite: ``?``; PostgreSQL: ``$1``;
+    ``paramstyle`` says which: ``"qmark"`` or ``"dollar"``). Whatever it writes commits together
+    with the projection's checkpoint, or not at all.
     """
+
+    paramstyle: str
 
     async def execute(self, sql: str, *params: Any) -> None: ...
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
@@ -141,6 +144,8 @@ class BackendTransaction(Transaction, Protocol):
 
 class Transactions(Protocol):
     """Read-model transactions in the store's own database (exactly-once projections)."""
+
+    paramstyle: str
 
     def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
         """Begin a write transaction; commit when the block ends, roll back if it raises."""
@@ -339,6 +344,12 @@ class EventStore:
         """A write transaction on the store's own database (see :class:`Projection`)."""
         self._check_open()
         return self._backend.transaction()
+
+    @property
+    def paramstyle(self) -> str:
+        """The placeholders :meth:`query` and transactions take: ``"qmark"`` (``?``, SQLite and
+        the memory store's read models) or ``"dollar"`` (``$1``, PostgreSQL)."""
+        return self._backend.paramstyle
 
     async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run a read-only query on the store's own database, for example on a read model a

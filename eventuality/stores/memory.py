@@ -34,6 +34,8 @@ __all__ = ["InMemoryEventStore"]
 class MemoryBackend:
     """Rows in lists and dicts; positions from a counter."""
 
+    paramstyle = "qmark"
+
     def __init__(self) -> None:
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
@@ -187,6 +189,8 @@ class MemoryBackend:
 
 class _MemoryTransaction:
     """A transaction on the memory store's read-model database, with staged checkpoints."""
+
+    paramstyle = "qmark"
 
     def __init__(self, backend: MemoryBackend, db: sqlite3.Connection) -> None:
         self._backend = backend

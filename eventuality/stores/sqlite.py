@@ -68,6 +68,8 @@ class _Waiter:
 class SQLiteBackend:
     """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite."""
 
+    paramstyle = "qmark"
+
     def __init__(self, path: str, *, synchronous: str, busy_timeout: float, readers: int) -> None:
         self.path = path
         self.synchronous = synchronous
@@ -322,6 +324,8 @@ class SQLiteBackend:
 
 class _SQLiteTransaction:
     """A write transaction on the writer connection; each statement is one thread round trip."""
+
+    paramstyle = "qmark"
 
     def __init__(self, backend: SQLiteBackend, connection: aiosqlite.Connection) -> None:
         self._backend = backend

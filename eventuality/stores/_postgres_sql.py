@@ -1,0 +1,119 @@
+"""The SQL the PostgreSQL store runs, for one schema (see postgres.py for why it is shaped so)."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# A position is transaction id * TRANSACTION_SLOTS + the event's place in its append.
+TRANSACTION_SLOTS = 1 << 20
+
+_COLUMNS = (
+    "position, stream_id, version, event_type, schema_version, data, metadata, event_id, "
+    "aggregate_id, occurred_at"
+)
+
+
+class Statements:
+    """Every statement, with the schema name quoted in."""
+
+    def __init__(self, schema: str) -> None:
+        s = f'"{schema}"'
+        events = f"{s}.eventuality_events"
+        checkpoints = f"{s}.eventuality_checkpoints"
+        snapshots = f"{s}.eventuality_snapshots"
+        self.channel = f"eventuality_{schema}"
+        self.schema_lock = f"SELECT pg_advisory_xact_lock(hashtextextended('eventuality {s}', 0))"
+        self.create = [
+            f"CREATE SCHEMA IF NOT EXISTS {s}",
+            f"CREATE TABLE IF NOT EXISTS {s}.eventuality_schema "
+            "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+            f"""CREATE TABLE IF NOT EXISTS {events} (
+                position BIGINT PRIMARY KEY,
+                stream_id BYTEA NOT NULL,
+                version INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                data JSON NOT NULL,
+                metadata JSON NOT NULL,
+                event_id UUID NOT NULL UNIQUE,
+                aggregate_id BYTEA,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                UNIQUE (stream_id, version)
+            )""",
+            f"CREATE INDEX IF NOT EXISTS eventuality_events_by_type "
+            f"ON {events} (event_type, position)",
+            f"""CREATE TABLE IF NOT EXISTS {checkpoints} (
+                name TEXT PRIMARY KEY,
+                position BIGINT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS {snapshots} (
+                stream_id BYTEA NOT NULL,
+                version INTEGER NOT NULL,
+                aggregate_type TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                PRIMARY KEY (stream_id, version)
+            )""",
+        ]
+        self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
+        self.set_schema_version = f"INSERT INTO {s}.eventuality_schema (id, version) VALUES (1, $1)"
+
+        # Takes (assigns, if need be) the transaction id and reads the streams' versions.
+        self.prepare_append = f"""
+            SELECT
+                pg_current_xact_id()::text::bigint,
+                ARRAY(
+                    SELECT coalesce((SELECT max(e.version) FROM {events} e
+                                     WHERE e.stream_id = u.stream_id), 0)
+                    FROM unnest($1::bytea[]) WITH ORDINALITY AS u(stream_id, n) ORDER BY u.n
+                )"""
+        self.insert = f"""
+            WITH inserted AS (
+                INSERT INTO {events} ({_COLUMNS})
+                SELECT * FROM unnest(
+                    $1::bigint[], $2::bytea[], $3::integer[], $4::text[], $5::integer[],
+                    $6::json[], $7::json[], $8::uuid[], $9::bytea[], $10::timestamptz[]
+                )
+                RETURNING 1
+            )
+            SELECT pg_notify($11, '') FROM (SELECT count(*) FROM inserted) AS done"""
+        self.by_ids = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = ANY($1::uuid[])"
+        self.read_stream = (
+            f"SELECT {_COLUMNS} FROM {events} "
+            "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version"
+        )
+        # Positions below the oldest transaction still running: nothing there can still appear.
+        xmin = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+        safe = f"position < {xmin} * {TRANSACTION_SLOTS}"
+        self.read_log = (
+            f"SELECT {_COLUMNS} FROM {events} WHERE position > $1 AND {safe} "
+            "ORDER BY position LIMIT $2"
+        )
+        self.read_log_types = (
+            f"SELECT {_COLUMNS} FROM {events} WHERE position > $1 AND {safe} "
+            "AND event_type = ANY($3::text[]) ORDER BY position LIMIT $2"
+        )
+        self.last_position = f"SELECT coalesce(max(position), 0) FROM {events} WHERE {safe}"
+        self.stream_version = f"SELECT coalesce(max(version), 0) FROM {events} WHERE stream_id = $1"
+        self.get_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1"
+        self.lock_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1 FOR UPDATE"
+        self.insert_checkpoint = (
+            f"INSERT INTO {checkpoints} (name, position) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO NOTHING"
+        )
+        self.move_checkpoint = (
+            f"UPDATE {checkpoints} SET position = $2, updated_at = now() "
+            "WHERE name = $1 AND position = $3"
+        )
+        self.try_lock = f"SELECT pg_try_advisory_lock(hashtextextended('{s}:' || $1, 0))"
+        self.save_snapshot = (
+            f"INSERT INTO {snapshots} (stream_id, version, aggregate_type, schema_version, state) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, version) DO UPDATE SET "
+            "aggregate_type = excluded.aggregate_type, "
+            "schema_version = excluded.schema_version, state = excluded.state"
+        )
+        self.load_snapshot = (
+            f"SELECT version, aggregate_type, schema_version, state FROM {snapshots} "
+            "WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1"
+        )
