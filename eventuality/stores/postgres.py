@@ -66,7 +66,12 @@ __all__ = ["PostgresEventStore"]
 
 _POLL_START, _POLL_MAX = 0.01, 0.25
 _LOCK_POLL = 0.2
-_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def _encode(text: str | None) -> bytes | None:
@@ -193,9 +198,19 @@ class PostgresBackend:
         password = _password(self.dsn)
         return text.replace(password, "***") if password else text
 
-    def _ready(self) -> asyncpg.Pool:
+    @asynccontextmanager
+    async def _connection(
+        self, what: str, keep: type[BaseException] | tuple[type[BaseException], ...] = ()
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, with errors mapped. One that failed at the connection level is
+        closed rather than returned, so the pool replaces it and the next call reconnects."""
         assert self._pool is not None, "store is not open"
-        return self._pool
+        async with self._errors(what, keep), self._pool.acquire() as connection:
+            try:
+                yield connection
+            except _CONNECTION_ERRORS:
+                connection.terminate()
+                raise
 
     async def open(self) -> None:
         async with self._errors("connect"):
@@ -239,7 +254,7 @@ class PostgresBackend:
         self, what: str, keep: type[BaseException] | tuple[type[BaseException], ...] = ()
     ) -> AsyncIterator[asyncpg.Connection]:
         """A transaction that commits and rolls back shielded from cancellation."""
-        async with self._errors(what, keep), self._ready().acquire() as connection:
+        async with self._connection(what, keep) as connection:
             transaction = connection.transaction()
             await transaction.start()
             try:
@@ -306,7 +321,7 @@ class PostgresBackend:
 
     async def _replay(self, requests: Sequence[AppendRequest]) -> list[StoredEvent] | None:
         ids = [row.event_id for request in requests for row in request.rows]
-        async with self._errors("append"), self._ready().acquire() as connection:
+        async with self._connection("append") as connection:
             found = await connection.fetch(self.sql.by_ids, ids)
         return match_retry(requests, {str(r[7]): _stored(r) for r in found})
 
@@ -321,7 +336,7 @@ class PostgresBackend:
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
-        async with self._errors("read a stream"), self._ready().acquire() as connection:
+        async with self._connection("read a stream") as connection:
             found = await connection.fetch(
                 self.sql.read_stream, _encode(stream_id), from_version, to_version or 2**31 - 1
             )
@@ -330,7 +345,7 @@ class PostgresBackend:
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None
     ) -> list[StoredEvent]:
-        async with self._errors("read the log"), self._ready().acquire() as connection:
+        async with self._connection("read the log") as connection:
             if types is None:
                 found = await connection.fetch(self.sql.read_log, after, limit)
             else:
@@ -338,11 +353,11 @@ class PostgresBackend:
         return [_stored(r) for r in found]
 
     async def stream_version(self, stream_id: str) -> int:
-        async with self._errors("read a stream version"), self._ready().acquire() as connection:
+        async with self._connection("read a stream version") as connection:
             return int(await connection.fetchval(self.sql.stream_version, _encode(stream_id)))
 
     async def last_position(self) -> int:
-        async with self._errors("read the last position"), self._ready().acquire() as connection:
+        async with self._connection("read the last position") as connection:
             return int(await connection.fetchval(self.sql.last_position))
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
@@ -405,11 +420,11 @@ class PostgresBackend:
                 await holder.close(timeout=5)
 
     async def get_checkpoint(self, name: str) -> int | None:
-        async with self._errors("read a checkpoint"), self._ready().acquire() as connection:
+        async with self._connection("read a checkpoint") as connection:
             return await connection.fetchval(self.sql.get_checkpoint, name)  # type: ignore[no-any-return]
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        async with self._errors("set a checkpoint"), self._ready().acquire() as connection:
+        async with self._connection("set a checkpoint") as connection:
             await self._set_checkpoint(connection, name, position, expected)
 
     async def _set_checkpoint(
@@ -426,7 +441,7 @@ class PostgresBackend:
             raise CheckpointConflict(name, expected, actual)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        async with self._errors("save a snapshot"), self._ready().acquire() as connection:
+        async with self._connection("save a snapshot") as connection:
             await connection.execute(
                 self.sql.save_snapshot,
                 _encode(snapshot.stream_id),
@@ -437,7 +452,7 @@ class PostgresBackend:
             )
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
-        async with self._errors("load a snapshot"), self._ready().acquire() as connection:
+        async with self._connection("load a snapshot") as connection:
             found = await connection.fetchrow(
                 self.sql.load_snapshot, _encode(stream_id), max_version or 2**31 - 1
             )
@@ -451,7 +466,7 @@ class PostgresBackend:
             yield _PostgresTransaction(self, connection)
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async with self._errors("run a query"), self._ready().acquire() as connection:
+        async with self._connection("run a query") as connection:
             return [tuple(r) for r in await connection.fetch(sql, *params)]
 
 
