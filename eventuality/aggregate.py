@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, PrivateAttr
 
-from .messages import Event
+from .messages import Event, evolve
 
 __all__ = ["Aggregate"]
 
@@ -68,7 +68,7 @@ class Aggregate(BaseModel):
     @property
     def pending_events(self) -> tuple[Event, ...]:
         """Events recorded and not yet saved, oldest first."""
-        return tuple(self._pending)
+        return tuple(self._pending_list())
 
     def record(self, event: Event) -> Event:
         """Stamp ``event`` as this aggregate's next, apply it and keep it pending.
@@ -77,12 +77,13 @@ class Aggregate(BaseModel):
         """
         if not isinstance(event, Event):
             raise TypeError(f"record() takes an Event instance, not {type(event).__name__}")
-        stamped = event.model_copy(
-            update={
+        stamped = evolve(
+            event,
+            {
                 "aggregate_id": self.id,
                 "aggregate_version": self.version + 1,
                 "occurred_at": datetime.now(UTC),
-            }
+            },
         )
         state = self.__dict__
         saved = {k: v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v) for k, v in state.items()}
@@ -93,7 +94,7 @@ class Aggregate(BaseModel):
             state.update(saved)
             raise
         state["version"] = self.version + 1
-        self._pending.append(stamped)
+        self._pending_list().append(stamped)
         return stamped
 
     def apply(self, event: Event) -> None:
@@ -107,5 +108,10 @@ class Aggregate(BaseModel):
             self.apply(event)
             self.__dict__["version"] = event.aggregate_version
 
+    def _pending_list(self) -> list[Event]:
+        # Straight from pydantic's private storage: `self._pending` goes through __getattr__.
+        pending: list[Event] = self.__pydantic_private__["_pending"]  # type: ignore[index]
+        return pending
+
     def _forget_pending(self) -> None:
-        self._pending.clear()
+        self._pending_list().clear()

@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+from pydantic import JsonValue, TypeAdapter
 
 from .aggregate import Aggregate
 from .bus import EventBus
 from .errors import ConcurrencyError, UncommittedEventsError, UnknownCommand
-from .messages import Command, Event
+from .messages import Command, Event, evolve
 from .stores.base import EventStore, StreamAppend
 from .stores.memory import InMemoryEventStore
 from .subscriptions import wait_for_subscriptions
@@ -132,10 +133,13 @@ def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 1 else random.uniform(0, min(0.05, 0.001 * 2**attempt))
 
 
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+
+
 def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Metadata every event of this dispatch carries: the command's, the caller's, and the
     causation and correlation ids."""
-    given = dict(metadata or {})
+    given = _JSON_OBJECT.validate_python(dict(metadata)) if metadata else {}
     correlation = given.get("correlation_id") or command.metadata.get("correlation_id")
     return {
         **command.metadata,
@@ -149,29 +153,27 @@ async def _commit(
     uow: UnitOfWork, result: object, envelope: dict[str, Any]
 ) -> tuple[list[Event], list[tuple[Aggregate, int]]]:
     """Append every touched aggregate's pending events in one atomic store call."""
-    touched = [a for a in uow.aggregates if a.pending_events]
-    _check_result(uow, result, touched)
+    touched = [(a, a._pending_list()) for a in uow.aggregates]
+    touched = [(a, pending) for a, pending in touched if pending]
+    _check_result(uow, result, [pending for _, pending in touched])
     if not touched:
         return [], []
     appends = [
         StreamAppend(
             a.stream_id,
-            [
-                event.model_copy(update={"metadata": {**event.metadata, **envelope}})
-                for event in a.pending_events
-            ],
-            a.version - len(a.pending_events),
+            [evolve(e, {"metadata": {**e.metadata, **envelope}}) for e in pending],
+            a.version - len(pending),
         )
-        for a in touched
+        for a, pending in touched
     ]
     committed = await uow.store.append_streams(appends)
-    counts = [(a, len(a.pending_events)) for a in touched]
-    for aggregate in touched:
+    counts = [(a, len(pending)) for a, pending in touched]
+    for aggregate, _ in touched:
         aggregate._forget_pending()
     return committed, counts
 
 
-def _check_result(uow: UnitOfWork, result: object, touched: list[Aggregate]) -> None:
+def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -> None:
     """Refuse a handler result that would silently lose events: ones no unit of work tracks."""
     if isinstance(result, Aggregate):
         if result.pending_events and uow.get(result.stream_id) is not result:
@@ -182,7 +184,7 @@ def _check_result(uow: UnitOfWork, result: object, touched: list[Aggregate]) -> 
                 "repository.add(...) or load it with repository.load(...)."
             )
     elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
-        tracked = {e.event_id for a in touched for e in a.pending_events}
+        tracked = {e.event_id for events in pending for e in events}
         stray = [e for e in result if isinstance(e, Event) and e.event_id not in tracked]
         if stray:
             raise UncommittedEventsError(

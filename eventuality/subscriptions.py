@@ -115,8 +115,8 @@ class Subscription:
         event_types: Iterable[type[Event] | str] | None = None,
         checkpoint_every: int = 100,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a subscription needs a non-empty name, not {name!r}")
+        if not isinstance(name, str) or not name or "\x00" in name:
+            raise ValueError(f"a subscription needs a non-empty name without NUL, not {name!r}")
         if not callable(handler):
             raise TypeError(f"handler must be callable, not {handler!r}")
         if checkpoint_every < 1:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import DuplicateEventError, StoreClosedError
-from ..messages import Event, event_type_names
+from ..messages import Event, event_type_names, evolve
 from .rows import (
     AppendRequest,
     Snapshot,
@@ -264,7 +264,7 @@ class EventStore:
             return []
         stored = await self._backend.append(requests)
         return [
-            event.model_copy(update={"position": row.position, "aggregate_version": row.version})
+            evolve(event, {"position": row.position, "aggregate_version": row.version})
             for event, row in zip(events, stored, strict=True)
         ]
 
@@ -311,12 +311,12 @@ class EventStore:
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold subscription ``name`` against other processes (where the backend can)."""
         self._check_open()
-        return self._backend.hold_name(name)
+        return self._backend.hold_name(_checked_name(name))
 
     async def get_checkpoint(self, name: str) -> int | None:
         """The position stored under ``name``, ``None`` if there is none."""
         self._check_open()
-        return await self._backend.get_checkpoint(name)
+        return await self._backend.get_checkpoint(_checked_name(name))
 
     async def set_checkpoint(self, name: str, position: int, *, expected: int | None) -> None:
         """Move checkpoint ``name`` from ``expected`` to ``position``, atomically.
@@ -324,9 +324,9 @@ class EventStore:
         :raises CheckpointConflict: the checkpoint is not at ``expected``.
         """
         self._check_open()
-        if position < 0:
-            raise ValueError(f"checkpoint position must be >= 0, not {position}")
-        await self._backend.set_checkpoint(name, position, expected)
+        if not isinstance(position, int) or position < 0:
+            raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
+        await self._backend.set_checkpoint(_checked_name(name), position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot``, replacing one of the same stream and version."""
@@ -356,6 +356,14 @@ class EventStore:
         :class:`~eventuality.Projection` keeps there. SQL and placeholders are the backend's."""
         self._check_open()
         return await self._backend.query(sql, params)
+
+
+def _checked_name(name: str) -> str:
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(
+            f"a checkpoint or subscription name must be a non-empty str without NUL, not {name!r}"
+        )
+    return name
 
 
 class _LogReader:

@@ -103,7 +103,8 @@ class MemoryBackend:
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
         rows = self._streams.get(stream_id, [])
-        return rows[max(from_version, 1) - 1 : to_version]
+        stop = None if to_version is None else max(to_version, 0)
+        return rows[max(from_version, 1) - 1 : stop]
 
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None

@@ -8,16 +8,16 @@ the rules are written once and hold the same on every store.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 
 from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError
-from ..messages import Event, event_class, upcast_payload
+from ..messages import Event, _registry, event_class, upcast_payload
 
 __all__ = [
     "AppendRequest",
@@ -136,8 +136,8 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
         row.stream_id == found.stream_id
         and row.event_type == found.event_type
         and row.schema_version == found.schema_version
-        and json.loads(row.data) == json.loads(found.data)
-        and json.loads(row.metadata) == json.loads(found.metadata)
+        and from_json(row.data) == from_json(found.data)
+        and from_json(row.metadata) == from_json(found.metadata)
         and row.aggregate_id == found.aggregate_id
         and row.occurred_at == found.occurred_at
     )
@@ -148,21 +148,13 @@ def to_row(stream_id: str, event: Event) -> StoredEvent:
     if not isinstance(event, Event):
         raise TypeError(f"stores take Event instances, not {type(event).__name__}")
     cls = type(event)
-    try:
-        metadata = json.dumps(event.metadata, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{cls.__name__} {event.event_id}: metadata must hold JSON values only "
-            f"(str, int, float, bool, None, lists, dicts with str keys): {exc}. Convert the value, "
-            f"for example str(uuid), before recording."
-        ) from None
     return StoredEvent(
         stream_id=stream_id,
         version=event.aggregate_version or 0,
         event_type=cls.event_type,
         schema_version=cls.__event_version__,
-        data=event.model_dump_json(include=set(cls.__payload_fields__)),
-        metadata=metadata,
+        data=cls.__pydantic_serializer__.to_json(event, include=cls.__payload_include__).decode(),
+        metadata=to_json(event.metadata).decode(),
         event_id=str(event.event_id),
         aggregate_id=event.aggregate_id,
         occurred_at=event.occurred_at,
@@ -171,8 +163,8 @@ def to_row(stream_id: str, event: Event) -> StoredEvent:
 
 def from_row(row: StoredEvent) -> Event:
     """Rebuild the event a row holds, as an instance of its registered class."""
-    cls = event_class(row.event_type)
-    fields: dict[str, Any] = json.loads(row.data)
+    cls = _registry.get(row.event_type) or event_class(row.event_type)
+    fields: dict[str, Any] = from_json(row.data)
     if row.schema_version != cls.__event_version__:
         if row.schema_version > cls.__event_version__:
             raise EventSchemaError(
@@ -186,9 +178,10 @@ def from_row(row: StoredEvent) -> Event:
     fields["aggregate_version"] = row.version
     fields["position"] = row.position
     fields["occurred_at"] = row.occurred_at
-    fields["metadata"] = json.loads(row.metadata)
+    fields["metadata"] = from_json(row.metadata)
     try:
-        return cls.model_validate(fields)
+        event: Event = cls.__pydantic_validator__.validate_python(fields)
     except ValidationError as exc:
         detail = f"its payload does not fit the class: {exc}"
         raise EventSchemaError(row.event_type, detail) from exc
+    return event
