@@ -8,13 +8,13 @@ backend, so a backend is a handful of async methods that store and fetch rows at
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import DuplicateEventError, StoreClosedError
 from ..messages import Event, event_type_names, evolve
@@ -173,7 +173,9 @@ def _requests(appends: Iterable[StreamAppend]) -> tuple[list[AppendRequest], lis
         if stream_id in seen_streams:
             raise ValueError(f"stream {stream_id!r} appears twice in one commit; merge its events")
         seen_streams.add(stream_id)
-        if expected is not None and (not isinstance(expected, int) or expected < 0):
+        if expected is not None and (
+            not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
+        ):
             raise ValueError(
                 f"expected_version for {stream_id!r} must be None (no check), 0 (stream must not "
                 f"exist) or a positive version, not {expected!r}"
@@ -396,17 +398,13 @@ class _LogReader:
         return from_row(self._rows.popleft())
 
 
+# Everything between the user's ":" and the last "@" is the password, even if it holds "/", "?"
+# or "#" that a URL parser would take for the path: hiding too much beats showing a password.
+_USERINFO = re.compile(r"^(?P<head>[^:/?#]*://[^:@/?#]*):.*@(?P<tail>[^@]*)$", re.DOTALL)
+_PASSWORD_PARAMETER = re.compile(r"(?i)(\bpassword=)[^&\s#]*")
+
+
 def redact_dsn(dsn: str) -> str:
     """``dsn`` with any password replaced by ``***``, fit for reprs, logs and error messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        text = dsn
-    else:
-        netloc = parts.netloc.rpartition("@")
-        user = netloc[0].partition(":")[0]
-        text = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-    query = parse_qsl(urlsplit(text).query, keep_blank_values=True)
-    if any(key.lower() == "password" for key, _ in query):
-        safe = [(k, "***" if k.lower() == "password" else v) for k, v in query]
-        text = urlunsplit(urlsplit(text)._replace(query=urlencode(safe, safe="*")))
-    return text
+    text = _USERINFO.sub(r"\g<head>:***@\g<tail>", dsn)
+    return _PASSWORD_PARAMETER.sub(r"\1***", text)

@@ -338,7 +338,10 @@ class PostgresBackend:
     ) -> list[StoredEvent]:
         async with self._connection("read a stream") as connection:
             found = await connection.fetch(
-                self.sql.read_stream, _encode(stream_id), from_version, to_version or 2**31 - 1
+                self.sql.read_stream,
+                _encode(stream_id),
+                from_version,
+                2**31 - 1 if to_version is None else to_version,
             )
         return [_stored(r) for r in found]
 
