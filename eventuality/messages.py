@@ -6,6 +6,8 @@ Upcasters migrate stored payloads written by an older ``__event_version__`` of a
 """
 
 import inspect
+import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -40,6 +42,37 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _RandomIds:
+    """Random (version 4) UUIDs from the OS's CSPRNG, read 4 KiB at a time.
+
+    ``uuid.uuid4()`` makes a system call for every id, and every event and command needs one.
+    The buffer is dropped in a forked child, so parent and child never hand out the same ids.
+    """
+
+    _SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._buffer = b""
+        self._offset = self._SIZE
+
+    def __call__(self) -> uuid.UUID:
+        with self._lock:
+            if self._offset >= self._SIZE:
+                self._buffer, self._offset = os.urandom(self._SIZE), 0
+            start = self._offset
+            self._offset = start + 16
+            raw = self._buffer[start : start + 16]
+        return uuid.UUID(bytes=raw, version=4)
+
+
+new_id = _RandomIds()
+
+
 def _refuse_reserved(cls: type, reserved: frozenset[str], kind: str) -> None:
     """Refuse, at class definition, a subclass that declares a field the framework fills."""
     declared = set(inspect.get_annotations(cls)) | set(cls.__dict__)
@@ -65,7 +98,7 @@ class Event(BaseModel):
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = Field(default_factory=new_id)
     aggregate_id: str | None = None
     aggregate_version: int | None = None
     position: int | None = None
@@ -102,7 +135,7 @@ class Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    command_id: uuid.UUID = Field(default_factory=new_id)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
