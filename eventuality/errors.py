@@ -108,6 +108,7 @@ class UnknownCommand(EventualityError, LookupError):
 
     def __init__(self, command_type: type, known: list[str] | None = None) -> None:
         self.command_type = command_type
+        self.known = list(known or [])
         listed = ", ".join(sorted(known)) if known else "none"
         super().__init__(
             f"no handler for command {command_type.__qualname__} (handlers registered for: "
@@ -115,8 +116,8 @@ class UnknownCommand(EventualityError, LookupError):
             f"or @flow.handles({command_type.__name__})."
         )
 
-    def __reduce__(self) -> tuple[type[UnknownCommand], tuple[type]]:
-        return type(self), (self.command_type,)
+    def __reduce__(self) -> tuple[type[UnknownCommand], tuple[type, list[str]]]:
+        return type(self), (self.command_type, self.known)
 
 
 class UnknownEventType(EventualityError, LookupError):

@@ -91,12 +91,13 @@ class Event(BaseModel):
     ``occurred_at``, ``metadata``) are filled by the framework.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
     event_type: ClassVar[str] = "Event"
     __event_version__: ClassVar[int] = 1
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
+    __datetime_fields__: ClassVar[tuple[str, ...]] = ()
 
     event_id: uuid.UUID = Field(default_factory=new_id)
     aggregate_id: str | None = None
@@ -119,6 +120,11 @@ class Event(BaseModel):
             )
         cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
+        cls.__datetime_fields__ = tuple(
+            name
+            for name in sorted(cls.__payload_fields__)
+            if cls.model_fields[name].annotation in (datetime, datetime | None)
+        )
         _register(cls)
 
     def __hash__(self) -> int:
@@ -133,7 +139,7 @@ class Event(BaseModel):
 class Command(BaseModel):
     """A request to change something. Subclass it with the fields the handler needs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
     command_id: uuid.UUID = Field(default_factory=new_id)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
@@ -165,6 +171,21 @@ def evolve(message: E, changes: dict[str, Any]) -> E:
     object.__setattr__(copy, "__pydantic_extra__", None)
     object.__setattr__(copy, "__pydantic_private__", None)
     return copy
+
+
+def json_safe(event: Event) -> Event:
+    """``event`` with datetime fields whose UTC offset has seconds moved to UTC.
+
+    JSON keeps offsets to the minute (``+00:19``), so a historical zone such as Amsterdam's
+    +00:19:32 would come back 32 seconds off; the same instant in UTC comes back equal.
+    """
+    changes: dict[str, Any] = {}
+    for name in event.__datetime_fields__:
+        value = event.__dict__[name]
+        offset = value.utcoffset() if value is not None else None
+        if offset is not None and (offset.seconds % 60 or offset.microseconds):
+            changes[name] = value.astimezone(UTC)
+    return evolve(event, changes) if changes else event
 
 
 def _register(cls: type[Event]) -> None:

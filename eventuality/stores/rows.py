@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_core import from_json, to_json
 
 from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError
-from ..messages import Event, _registry, event_class, upcast_payload
+from ..messages import Event, _registry, event_class, json_safe, upcast_payload
 
 __all__ = [
     "AppendRequest",
@@ -143,11 +143,25 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
     )
 
 
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+
+
 def to_row(stream_id: str, event: Event) -> StoredEvent:
     """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text."""
     if not isinstance(event, Event):
         raise TypeError(f"stores take Event instances, not {type(event).__name__}")
     cls = type(event)
+    if event.metadata:
+        try:
+            _JSON_OBJECT.validate_python(event.metadata, strict=True)
+        except ValidationError as exc:
+            raise ValueError(
+                f"{cls.__name__} {event.event_id}: metadata must hold JSON values only (str, "
+                f"int, float, bool, None, lists, dicts with str keys); nothing was written. "
+                f"Convert the value, for example str(uuid), before recording. {exc}"
+            ) from None
+    if cls.__datetime_fields__:
+        event = json_safe(event)
     return StoredEvent(
         stream_id=stream_id,
         version=event.aggregate_version or 0,
