@@ -231,18 +231,17 @@ def _rows_by_id(db: sqlite3.Connection, ids: list[str]) -> list[StoredEvent]:
 
 
 def read_stream(
-    db: sqlite3.Connection, stream_id: str, from_version: int, to_version: int | None
+    db: sqlite3.Connection,
+    stream_id: str,
+    from_version: int,
+    to_version: int | None,
+    limit: int = -1,
 ) -> list[StoredEvent]:
-    if to_version is None:
-        found = db.execute(
-            f"{_SELECT} WHERE stream_id = ? AND version >= ? ORDER BY version",
-            (stream_id, from_version),
-        ).fetchall()
-    else:
-        found = db.execute(
-            f"{_SELECT} WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version",
-            (stream_id, from_version, to_version),
-        ).fetchall()
+    """Up to ``limit`` rows (-1: all) of one stream, from ``from_version`` to ``to_version``."""
+    found = db.execute(
+        f"{_SELECT} WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version LIMIT ?",
+        (stream_id, from_version, 2**62 if to_version is None else to_version, limit),
+    ).fetchall()
     return [_stored(row) for row in found]
 
 

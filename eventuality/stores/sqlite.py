@@ -5,7 +5,13 @@ never block the writer, nor the writer them). Each aiosqlite connection runs its
 thread; every operation here is one function run whole on that thread (``_sqlite_ops``), so:
 
 * an append (or a whole ``Flow.dispatch`` commit, any number of streams) costs **one** thread
-  round trip, a stream load **one**, a load from a snapshot **two**, a ``read_all`` page **one**;
+  round trip, and a ``read_all`` page **one**;
+* small reads cost **none**: for a file, a third connection owned by the event loop's thread
+  reads a stream (its first 256 events; the rest of a longer one on a reader thread), a
+  snapshot, a stream version, the last position or a checkpoint inline. Such a read takes a few
+  microseconds of SQLite, less than a thread round trip; WAL readers never wait for writers,
+  and if the database is ever busy the read moves to a reader thread, which waits for it. So
+  a stream load costs no round trip, and a load from a snapshot none either;
 * a cancelled caller never leaves a transaction open: the function commits or rolls back on its
   thread whether or not anyone still awaits it.
 
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
 import anyio
+import anyio.lowlevel
 
 from ..errors import StoreBusyError, StoreError
 from . import _sqlite_ops as ops
@@ -51,6 +58,7 @@ T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 _POLL_START, _POLL_MAX = 0.01, 0.25
+_INLINE_ROWS = 256
 
 
 class _Waiter:
@@ -76,6 +84,7 @@ class SQLiteBackend:
         self.busy_timeout = busy_timeout
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
         self._writer_lock = anyio.Lock()
@@ -96,6 +105,8 @@ class SQLiteBackend:
             else:
                 for _ in range(self._reader_count):
                     self._readers.append(await self._connect(writer=False))
+                self._inline = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+                self._inline.execute("PRAGMA query_only = 1")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.close()
@@ -107,6 +118,9 @@ class SQLiteBackend:
         if self._writer is not None:
             connections.append(self._writer)
         self._readers, self._writer, self._next_reader = [], None, None
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
         with anyio.CancelScope(shield=True):
             for connection in connections:
                 with contextlib.suppress(Exception):  # best effort: the thread stops anyway
@@ -234,12 +248,38 @@ class SQLiteBackend:
         self._appended.set()
         self._appended = anyio.Event()
 
+    async def _read(self, what: str, function: Callable[..., T], *args: Any) -> T:
+        """A small read: inline on the loop's own connection when it can, else on a reader."""
+        inline = self._inline
+        if inline is not None:
+            try:
+                result = function(inline, *args)
+            except sqlite3.OperationalError:
+                pass  # busy (or worse): a reader thread waits for it, or reports it
+            except sqlite3.Error as exc:
+                raise self._map(exc, what) from exc
+            else:
+                await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
+                return result
+        return await self._call(self._reader(), what, function, *args)
+
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
-        return await self._call(
-            self._reader(), "read a stream", ops.read_stream, stream_id, from_version, to_version
+        what = "read a stream"
+        if self._inline is None:
+            return await self._call(
+                self._reader(), what, ops.read_stream, stream_id, from_version, to_version
+            )
+        rows = await self._read(
+            what, ops.read_stream, stream_id, from_version, to_version, _INLINE_ROWS
         )
+        if len(rows) == _INLINE_ROWS:
+            rest = rows[-1].version + 1
+            rows += await self._call(
+                self._reader(), what, ops.read_stream, stream_id, rest, to_version
+            )
+        return rows
 
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None
@@ -247,12 +287,10 @@ class SQLiteBackend:
         return await self._call(self._reader(), "read the log", ops.read_log, after, limit, types)
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._call(
-            self._reader(), "read a stream version", ops.stream_version, stream_id
-        )
+        return await self._read("read a stream version", ops.stream_version, stream_id)
 
     async def last_position(self) -> int:
-        return await self._call(self._reader(), "read the last position", ops.last_position)
+        return await self._read("read the last position", ops.last_position)
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
         """Woken at once by appends in this process; polls, backing off to 250 ms, for others."""
@@ -274,7 +312,7 @@ class SQLiteBackend:
         yield
 
     async def get_checkpoint(self, name: str) -> int | None:
-        return await self._call(self._reader(), "read a checkpoint", ops.get_checkpoint, name)
+        return await self._read("read a checkpoint", ops.get_checkpoint, name)
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
         async with self._writer_lock:
@@ -294,9 +332,7 @@ class SQLiteBackend:
             )
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
-        return await self._call(
-            self._reader(), "load a snapshot", ops.load_snapshot, stream_id, max_version
-        )
+        return await self._read("load a snapshot", ops.load_snapshot, stream_id, max_version)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BackendTransaction]:
