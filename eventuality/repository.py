@@ -135,7 +135,7 @@ class Repository(Generic[A]):
         if aggregate is None:
             if not events:
                 raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
-            aggregate = cls.model_construct(id=aggregate_id)
+            aggregate = cls(id=aggregate_id)
         aggregate._replay(events)
         if version is not None and aggregate.version < version:
             raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)

@@ -6,9 +6,7 @@ extra argument, and tasks the handler starts (which copy the context) join the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
 from .aggregate import Aggregate
@@ -37,6 +35,7 @@ class UnitOfWork:
         self._aggregates: dict[str, Aggregate] = {}
         self._repositories: dict[str, _Snapshotter] = {}
         self.closed = False
+        self._token: Token[UnitOfWork | None] | None = None
 
     def get(self, stream_id: str) -> Aggregate | None:
         return self._aggregates.get(stream_id)
@@ -72,17 +71,21 @@ class UnitOfWork:
         """The repository that loaded or added ``aggregate``."""
         return self._repositories.get(aggregate.stream_id)
 
-    @contextmanager
-    def active(self) -> Iterator[UnitOfWork]:
-        """Make this the unit of work repositories on ``store`` join, for the block's duration."""
-        token = _current.set(self)
-        try:
-            yield self
-        finally:
-            # Tasks the handler started keep this context; once the handler has returned they
-            # must write for themselves, not into a unit of work that was already committed.
-            self.closed = True
-            _current.reset(token)
+    def active(self) -> UnitOfWork:
+        """Use as ``with uow.active():`` to make this the unit of work that repositories on
+        ``store`` join, for the block's duration."""
+        return self
+
+    def __enter__(self) -> UnitOfWork:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Tasks the handler started keep this context; once the handler has returned they
+        # must write for themselves, not into a unit of work that was already committed.
+        self.closed = True
+        if self._token is not None:
+            _current.reset(self._token)
 
 
 def active_unit_of_work(store: EventStore) -> UnitOfWork | None:

@@ -146,12 +146,27 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_json(value: object) -> bool:
+    """A quick yes for values made only of JSON's own types (exactly); a no means: look closer."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())  # type: ignore[attr-defined]
+    if kind is list:
+        return all(_plain_json(item) for item in value)  # type: ignore[attr-defined]
+    return False
+
+
 def to_row(stream_id: str, event: Event) -> StoredEvent:
     """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text."""
     if not isinstance(event, Event):
         raise TypeError(f"stores take Event instances, not {type(event).__name__}")
     cls = type(event)
-    if event.metadata:
+    if event.metadata and not _plain_json(event.metadata):
         try:
             _JSON_OBJECT.validate_python(event.metadata, strict=True)
         except ValidationError as exc:
