@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import JsonValue, TypeAdapter
 
 from .aggregate import Aggregate
 from .bus import EventBus
 from .errors import ConcurrencyError, UncommittedEventsError, UnknownCommand
-from .messages import Command, Event, evolve
+from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
 from .stores.memory import InMemoryEventStore
 from .subscriptions import wait_for_subscriptions
@@ -133,13 +132,10 @@ def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 1 else random.uniform(0, min(0.05, 0.001 * 2**attempt))
 
 
-_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
-
-
 def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Metadata every event of this dispatch carries: the command's, the caller's, and the
     causation and correlation ids."""
-    given = _JSON_OBJECT.validate_python(dict(metadata)) if metadata else {}
+    given = dict(metadata) if metadata else {}
     correlation = given.get("correlation_id") or command.metadata.get("correlation_id")
     return {
         **command.metadata,
@@ -159,14 +155,9 @@ async def _commit(
     if not touched:
         return [], []
     appends = [
-        StreamAppend(
-            a.stream_id,
-            [evolve(e, {"metadata": {**e.metadata, **envelope}}) for e in pending],
-            a.version - len(pending),
-        )
-        for a, pending in touched
+        StreamAppend(a.stream_id, pending, a.version - len(pending)) for a, pending in touched
     ]
-    committed = await uow.store.append_streams(appends)
+    committed = await uow.store.append_streams(appends, metadata=envelope)
     counts = [(a, len(pending)) for a, pending in touched]
     for aggregate, _ in touched:
         aggregate._forget_pending()
@@ -184,8 +175,8 @@ def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -
                 "repository.add(...) or load it with repository.load(...)."
             )
     elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
-        tracked = {e.event_id for events in pending for e in events}
-        stray = [e for e in result if isinstance(e, Event) and e.event_id not in tracked]
+        tracked = {id(e) for events in pending for e in events}
+        stray = [e for e in result if isinstance(e, Event) and id(e) not in tracked]
         if stray:
             raise UncommittedEventsError(
                 f"the handler returned {len(stray)} event(s) ({stray[0].event_type}, ...) that are "

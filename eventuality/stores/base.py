@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
+
+from pydantic import JsonValue, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from ..errors import DuplicateEventError, StoreClosedError
 from ..messages import Event, event_type_names, evolve
@@ -160,7 +163,9 @@ class Backend(EventLog, Checkpoints, Snapshots, Transactions, Protocol):
     """Everything a storage backend implements: the log, checkpoints, snapshots, transactions."""
 
 
-def _requests(appends: Iterable[StreamAppend]) -> tuple[list[AppendRequest], list[Event]]:
+def _requests(
+    appends: Iterable[StreamAppend], extra: tuple[dict[str, Any], str] | None = None
+) -> tuple[list[AppendRequest], list[Event]]:
     """Validate appends and turn them into backend requests; bad input fails before any write."""
     requests: list[AppendRequest] = []
     events: list[Event] = []
@@ -180,7 +185,7 @@ def _requests(appends: Iterable[StreamAppend]) -> tuple[list[AppendRequest], lis
                 f"expected_version for {stream_id!r} must be None (no check), 0 (stream must not "
                 f"exist) or a positive version, not {expected!r}"
             )
-        rows = tuple(to_row(stream_id, event) for event in append.events)
+        rows = tuple(to_row(stream_id, event, extra) for event in append.events)
         for row in rows:
             if row.event_id in seen_ids:
                 raise DuplicateEventError(stream_id, row.event_id, "appears twice in one append")
@@ -258,15 +263,39 @@ class EventStore:
         """
         return await self.append_streams([StreamAppend(stream_id, events, expected_version)])
 
-    async def append_streams(self, appends: Iterable[StreamAppend]) -> list[Event]:
-        """Append to several streams in one atomic commit, each with its own version check."""
+    async def append_streams(
+        self,
+        appends: Iterable[StreamAppend],
+        *,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> list[Event]:
+        """Append to several streams in one atomic commit, each with its own version check.
+
+        ``metadata`` is merged into every event's own (its keys win), as ``Flow.dispatch`` does
+        with causation and correlation ids. A stream given with no events still has its
+        ``expected_version`` checked: a commit can require a stream it read but did not change.
+        """
         self._check_open()
-        requests, events = _requests(appends)
+        extra = _extra_metadata(metadata)
+        requests, events = _requests(appends, extra)
         if not events:
             return []
         stored = await self._backend.append(requests)
+        if extra is None:
+            return [
+                evolve(event, {"position": row.position, "aggregate_version": row.version})
+                for event, row in zip(events, stored, strict=True)
+            ]
+        merged = extra[0]
         return [
-            evolve(event, {"position": row.position, "aggregate_version": row.version})
+            evolve(
+                event,
+                {
+                    "position": row.position,
+                    "aggregate_version": row.version,
+                    "metadata": {**event.metadata, **merged} if event.metadata else dict(merged),
+                },
+            )
             for event, row in zip(events, stored, strict=True)
         ]
 
@@ -358,6 +387,26 @@ class EventStore:
         :class:`~eventuality.Projection` keeps there. SQL and placeholders are the backend's."""
         self._check_open()
         return await self._backend.query(sql, params)
+
+
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+
+
+def _extra_metadata(
+    metadata: Mapping[str, JsonValue] | None,
+) -> tuple[dict[str, Any], str] | None:
+    """Check metadata once for a whole append, and serialise it once."""
+    if not metadata:
+        return None
+    try:
+        checked = _JSON_OBJECT.validate_python(dict(metadata), strict=True)
+    except ValidationError as exc:
+        raise ValueError(
+            "metadata must hold JSON values only (str, int, float, bool, None, lists, dicts "
+            f"with str keys); nothing was written. Convert the value, for example str(uuid). "
+            f"{exc}"
+        ) from None
+    return checked, to_json(checked).decode()
 
 
 def _checked_name(name: str) -> str:

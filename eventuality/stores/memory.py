@@ -40,6 +40,7 @@ class MemoryBackend:
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[str, StoredEvent] = {}
+        self._strings: dict[str, str] = {}
         self._checkpoints: dict[str, int] = {}
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
         self._appended: anyio.Event | None = None
@@ -75,23 +76,23 @@ class MemoryBackend:
             return replay
         result: list[StoredEvent] = []
         position = len(self._log)
+        strings = self._strings
         for rows in settled:
+            if not rows:
+                continue
+            # One string object per stream id and aggregate id, however many events name it.
+            stream_id = strings.setdefault(rows[0].stream_id, rows[0].stream_id)
+            stream = self._streams.setdefault(stream_id, [])
             for row in rows:
                 position += 1
-                row = StoredEvent(
-                    row.stream_id,
-                    row.version,
-                    row.event_type,
-                    row.schema_version,
-                    row.data,
-                    row.metadata,
-                    row.event_id,
-                    row.aggregate_id,
-                    row.occurred_at,
-                    position,
+                aggregate_id = row.aggregate_id
+                if aggregate_id is not None:
+                    aggregate_id = strings.setdefault(aggregate_id, aggregate_id)
+                row = row._replace(
+                    stream_id=stream_id, aggregate_id=aggregate_id, position=position
                 )
                 self._log.append(row)
-                self._streams.setdefault(row.stream_id, []).append(row)
+                stream.append(row)
                 self._by_id[row.event_id] = row
                 result.append(row)
         if self._appended is not None:

@@ -36,7 +36,6 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -302,7 +301,7 @@ class PostgresBackend:
             for row in settle_versions(request, current)
         ]
         base = transaction_id * TRANSACTION_SLOTS
-        stored = [replace(row, position=base + i) for i, row in enumerate(rows)]
+        stored = [row._replace(position=base + i) for i, row in enumerate(rows)]
         await connection.execute(
             self.sql.insert,
             [r.position for r in stored],

@@ -9,9 +9,9 @@ the rules are written once and hold the same on every store.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_core import from_json, to_json
@@ -30,10 +30,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     """One event as a backend keeps it. ``version`` 0 asks the backend for the stream's next
-    version; ``position`` is 0 until the backend assigns one."""
+    version; ``position`` is 0 until the backend assigns one. (A named tuple: rows are made for
+    every event appended or read, and a tuple is the cheapest immutable record to make.)"""
 
     stream_id: str
     version: int
@@ -80,7 +80,7 @@ def settle_versions(request: AppendRequest, current_version: int) -> list[Stored
         raise ConcurrencyError(request.stream_id, expected, current_version)
     rows = request.rows
     if rows and rows[0].version == 0:
-        return [replace(row, version=current_version + i) for i, row in enumerate(rows, 1)]
+        return [row._replace(version=current_version + i) for i, row in enumerate(rows, 1)]
     return list(rows)
 
 
@@ -161,8 +161,14 @@ def _plain_json(value: object) -> bool:
     return False
 
 
-def to_row(stream_id: str, event: Event) -> StoredEvent:
-    """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text."""
+def to_row(
+    stream_id: str, event: Event, extra: tuple[dict[str, Any], str] | None = None
+) -> StoredEvent:
+    """Serialise ``event`` for ``stream_id``: payload and metadata as JSON text.
+
+    ``extra`` is metadata to merge in (already checked), with its JSON: events that have no
+    metadata of their own then share that one JSON string.
+    """
     if not isinstance(event, Event):
         raise TypeError(f"stores take Event instances, not {type(event).__name__}")
     cls = type(event)
@@ -183,11 +189,19 @@ def to_row(stream_id: str, event: Event) -> StoredEvent:
         event_type=cls.event_type,
         schema_version=cls.__event_version__,
         data=cls.__pydantic_serializer__.to_json(event, include=cls.__payload_include__).decode(),
-        metadata=to_json(event.metadata).decode(),
+        metadata=_metadata_json(event, extra),
         event_id=str(event.event_id),
         aggregate_id=event.aggregate_id,
         occurred_at=event.occurred_at,
     )
+
+
+def _metadata_json(event: Event, extra: tuple[dict[str, Any], str] | None) -> str:
+    if extra is None:
+        return to_json(event.metadata).decode() if event.metadata else "{}"
+    if not event.metadata:
+        return extra[1]
+    return to_json({**event.metadata, **extra[0]}).decode()
 
 
 def from_row(row: StoredEvent) -> Event:
