@@ -21,8 +21,15 @@ SYNCS: tuple[ev.Synchronous, ...] = ("FULL", "NORMAL")
 class Bench:
     """The sizes, a scratch directory, and the stores built once and read in every round."""
 
-    def __init__(self, sizes: Sizes, workdir: Path, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        sizes: Sizes,
+        workdir: Path,
+        log: Callable[[str], None],
+        postgres: str | None = None,
+    ) -> None:
         self.sizes = sizes
+        self.postgres = postgres  # a DSN: W2, W5 and W6 run on PostgreSQL too
         self.workdir = workdir
         self.log = log
         self._fresh = itertools.count(1)
@@ -111,6 +118,21 @@ def build_plan(bench: Bench) -> Plan:
         todos = w6_todos(s, tasks)
         return lambda r: a(ev.ev_dispatch_concurrent(bench.fresh("w6"), todos, tasks, sync))
 
+    def on_postgres(workload: str) -> list[Contender]:
+        """PostgreSQL contenders, when a server was given (no bar: figures beside SQLite's)."""
+        dsn = bench.postgres
+        if not dsn:
+            return []
+        if workload == "W2":
+            run = partial(ev.ev_dispatch_postgres, dsn, s.w2_todos)
+            return [Contender("eventuality PostgreSQL", lambda r: a(run()))]
+        if workload == "W5":
+            run = partial(ev.ev_append_batch_postgres, dsn, s.w5_saves, s.w5_batch)
+            return [Contender("eventuality PostgreSQL", lambda r: a(run()))]
+        todos = w6_todos(s, s.w6_tasks)
+        run = partial(ev.ev_dispatch_concurrent_postgres, dsn, todos, s.w6_tasks)
+        return [Contender(f"eventuality PostgreSQL x{s.w6_tasks} tasks", lambda r: a(run()))]
+
     def raw(kind: str, sync: str) -> Callable[[int], Figures]:
         if kind == "sqlite3 insert":
             return lambda r: peers.sqlite3_insert_each(bench.fresh("raw"), commands, sync)
@@ -153,6 +175,7 @@ def build_plan(bench: Bench) -> Plan:
                     for k in ("aiosqlite insert", "sqlite3 insert")
                     for sync in SYNCS
                 ],
+                *on_postgres("W2"),
             ],
         ),
         Workload(
@@ -221,16 +244,20 @@ def build_plan(bench: Bench) -> Plan:
                     for k in ("sqlite3 executemany", "aiosqlite executemany")
                     for sync in SYNCS
                 ],
+                *on_postgres("W5"),
             ],
         ),
         Workload(
             "W6",
             "dispatch-concurrent",
             [
-                C(w6_name(sync, tasks), w6(sync, tasks))
-                for sync in SYNCS
-                for tasks in sorted({*s.w6_sweep, s.w6_tasks})
-                if tasks != 1  # one task is W2
+                *[
+                    C(w6_name(sync, tasks), w6(sync, tasks))
+                    for sync in SYNCS
+                    for tasks in sorted({*s.w6_sweep, s.w6_tasks})
+                    if tasks != 1  # one task is W2
+                ],
+                *on_postgres("W6"),
             ],
         ),
         Workload(

@@ -10,6 +10,7 @@ copy of the JSON into ``--out``.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="rounds (default 5; 2 with --quick)")
     parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W3 (default: all)")
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        default=os.environ.get("EVENTUALITY_TEST_POSTGRES_DSN"),
+        help="also run W2, W5 and W6 on PostgreSQL there, each in a schema of its own "
+        "(default: $EVENTUALITY_TEST_POSTGRES_DSN; none: SQLite and memory only)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="eventuality-bench-"))
     progress = Progress(0)
     try:
-        bench = Bench(sizes, workdir, progress.log)
+        bench = Bench(sizes, workdir, progress.log, postgres=args.postgres)
         plan = build_plan(bench)
         plan.workloads = [w for w in plan.workloads if w.id in args.only]
         plan.checks = [c for c in plan.checks if c.workload in args.only]

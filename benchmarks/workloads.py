@@ -8,8 +8,10 @@ that read workloads share across rounds.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -135,27 +137,30 @@ async def ev_dispatch_memory(todos: int) -> Figures:
     return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed()), "peak RSS MB": growth()}
 
 
+async def dispatch_on(
+    store: AbstractAsyncContextManager[EventStore], todos: int, tasks: int
+) -> Figures:
+    """W2 (one task) and W6: ``tasks`` concurrent tasks, each dispatching W2's commands for
+    its own todos, on the store ``store`` opens."""
+    async with store as opened:
+        flow = make_flow(opened)
+        ids = todo_ids(todos)
+        shares = [ids[k::tasks] for k in range(tasks)]
+        with timer() as elapsed:
+            await asyncio.gather(*(dispatch_todos(flow, share) for share in shares))
+    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+
+
 async def ev_dispatch_sqlite(path: Path, todos: int, synchronous: Synchronous) -> Figures:
     """W2: one command after another, one transaction each, on a fresh file."""
-    async with sqlite_store(path, synchronous) as store:
-        flow = make_flow(store)
-        ids = todo_ids(todos)
-        with timer() as elapsed:
-            await dispatch_todos(flow, ids)
-    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+    return await dispatch_on(sqlite_store(path, synchronous), todos, 1)
 
 
 async def ev_dispatch_concurrent(
     path: Path, todos: int, tasks: int, synchronous: Synchronous
 ) -> Figures:
     """W6: ``tasks`` concurrent tasks, each dispatching W2's commands for its own todos."""
-    async with sqlite_store(path, synchronous) as store:
-        flow = make_flow(store)
-        ids = todo_ids(todos)
-        shares = [ids[k::tasks] for k in range(tasks)]
-        with timer() as elapsed:
-            await asyncio.gather(*(dispatch_todos(flow, share) for share in shares))
-    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+    return await dispatch_on(sqlite_store(path, synchronous), todos, tasks)
 
 
 # --- W3, W7: loads ------------------------------------------------------------------------
@@ -260,14 +265,21 @@ async def ev_read_all(path: Path) -> Figures:
 # --- W5: batches --------------------------------------------------------------------------
 
 
-async def ev_append_batch(path: Path, saves: int, batch: int, synchronous: Synchronous) -> Figures:
+async def append_batches_on(
+    store: AbstractAsyncContextManager[EventStore], saves: int, batch: int
+) -> Figures:
     """W5: ``saves`` new todos, each recording ``batch`` events, each one Repository.save."""
-    async with sqlite_store(path, synchronous) as store:
-        repository = Repository(BenchTodo, store)
+    async with store as opened:
+        repository = Repository(BenchTodo, opened)
         with timer() as elapsed:
             for i in range(saves):
                 await repository.save(long_todo(f"batch-{i}", batch))
     return {"events/s": rate(saves * batch, elapsed())}
+
+
+async def ev_append_batch(path: Path, saves: int, batch: int, synchronous: Synchronous) -> Figures:
+    """W5 on a fresh SQLite file."""
+    return await append_batches_on(sqlite_store(path, synchronous), saves, batch)
 
 
 # --- W7: the same on a small and a large store -------------------------------------------
@@ -291,3 +303,40 @@ async def ev_scale_dispatch(path: Path, todos: int, prefix: str) -> Figures:
         with timer() as elapsed:
             await dispatch_todos(flow, ids)
     return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+
+
+# --- W2, W5, W6 on PostgreSQL (when a server is given) ------------------------------------
+
+
+@asynccontextmanager
+async def postgres_store(dsn: str) -> AsyncIterator[EventStore]:
+    """An open PostgresEventStore in a new schema of its own, dropped afterwards."""
+    import asyncpg
+
+    from eventuality import PostgresEventStore
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        async with PostgresEventStore(dsn, schema=schema) as store:
+            yield store
+    finally:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await connection.close()
+
+
+async def ev_dispatch_postgres(dsn: str, todos: int) -> Figures:
+    """W2 on PostgreSQL: one command after another, one transaction each."""
+    return await dispatch_on(postgres_store(dsn), todos, 1)
+
+
+async def ev_append_batch_postgres(dsn: str, saves: int, batch: int) -> Figures:
+    """W5 on PostgreSQL."""
+    return await append_batches_on(postgres_store(dsn), saves, batch)
+
+
+async def ev_dispatch_concurrent_postgres(dsn: str, todos: int, tasks: int) -> Figures:
+    """W6 on PostgreSQL: ``tasks`` concurrent tasks, each on its own todos."""
+    return await dispatch_on(postgres_store(dsn), todos, tasks)

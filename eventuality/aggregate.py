@@ -30,6 +30,7 @@ _IMMUTABLE = (
     enum.Enum,
     frozenset,
 )
+_IMMUTABLE_TYPES = frozenset(_IMMUTABLE) - {enum.Enum}
 
 
 class Aggregate(BaseModel):
@@ -86,7 +87,10 @@ class Aggregate(BaseModel):
             },
         )
         state = self.__dict__
-        saved = {k: v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v) for k, v in state.items()}
+        saved = state.copy()
+        for key, value in saved.items():
+            if type(value) not in _IMMUTABLE_TYPES and not isinstance(value, _IMMUTABLE):
+                saved[key] = copy.deepcopy(value)
         try:
             self.apply(stamped)
         except BaseException:
