@@ -96,6 +96,15 @@ def _stored(record: asyncpg.Record) -> StoredEvent:
     )
 
 
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """Pool connections keep no session state between uses (no LISTEN, advisory lock or
+    cursor: the listener and subscription locks have connections of their own), so handing one
+    back needs no reset round trip. asyncpg still rolls back a transaction left open."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class _PostgresTransaction:
     """A read-model transaction on one pooled connection; SQL uses ``$1`` placeholders."""
 
@@ -218,6 +227,7 @@ class PostgresBackend:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 server_settings=self._settings(),
+                connection_class=_PooledConnection,
             )
         try:
             async with self._transaction("create the schema") as connection:
