@@ -26,6 +26,7 @@ from .errors import StoreClosedError as StoreClosedError
 from .errors import StoreError as StoreError
 from .errors import SubscriptionLocked as SubscriptionLocked
 from .errors import SubscriptionTimeout as SubscriptionTimeout
+from .errors import TransactionError as TransactionError
 from .errors import UncommittedEventsError as UncommittedEventsError
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEventType as UnknownEventType
@@ -81,6 +82,7 @@ __all__ = [
     "SubscriptionStatistics",
     "SubscriptionTimeout",
     "Transaction",
+    "TransactionError",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",

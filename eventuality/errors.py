@@ -13,6 +13,7 @@
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
+    ├── TransactionError        a write the store cannot take inside store.transaction()
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── StoreBusyError      the database stayed locked past the busy timeout
         ├── StoreClosedError    the store is not open
@@ -41,6 +42,7 @@ __all__ = [
     "StoreError",
     "SubscriptionLocked",
     "SubscriptionTimeout",
+    "TransactionError",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
@@ -232,6 +234,10 @@ def _rebuild_subscription_timeout(
     name: str, position: int, reached: int | None, failed: bool, timeout: float | None
 ) -> SubscriptionTimeout:
     return SubscriptionTimeout(name, position, reached, failed=failed, timeout=timeout)
+
+
+class TransactionError(EventualityError):
+    """A write the store cannot take inside ``store.transaction()`` (a Projection's handler)."""
 
 
 class StoreError(EventualityError):

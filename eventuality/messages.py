@@ -107,7 +107,6 @@ class Event(BaseModel):
     __event_version__: ClassVar[int] = 1
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
-    __datetime_fields__: ClassVar[tuple[str, ...]] = ()
 
     event_id: uuid.UUID = Field(default_factory=new_id)
     aggregate_id: str | None = None
@@ -130,11 +129,6 @@ class Event(BaseModel):
             )
         cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
-        cls.__datetime_fields__ = tuple(
-            name
-            for name in sorted(cls.__payload_fields__)
-            if cls.model_fields[name].annotation in (datetime, datetime | None)
-        )
         _register(cls)
 
     def __hash__(self) -> int:
@@ -184,18 +178,30 @@ def evolve(message: E, changes: dict[str, Any]) -> E:
 
 
 def json_safe(event: Event) -> Event:
-    """``event`` with datetime fields whose UTC offset has seconds moved to UTC.
+    """``event`` with datetimes whose UTC offset has seconds moved to UTC.
 
     JSON keeps offsets to the minute (``+00:19``), so a historical zone such as Amsterdam's
-    +00:19:32 would come back 32 seconds off; the same instant in UTC comes back equal.
+    +00:19:32 would come back 32 seconds off; the same instant in UTC comes back equal. Covers
+    payload fields holding a datetime, or a list or tuple of them.
     """
     changes: dict[str, Any] = {}
-    for name in event.__datetime_fields__:
-        value = event.__dict__[name]
-        offset = value.utcoffset() if value is not None else None
-        if offset is not None and (offset.seconds % 60 or offset.microseconds):
-            changes[name] = value.astimezone(UTC)
+    values = event.__dict__
+    for name in event.__payload_fields__:
+        value = values[name]
+        kind = type(value)
+        if kind is datetime or isinstance(value, datetime):
+            if _odd_offset(value):
+                changes[name] = value.astimezone(UTC)
+        elif (kind is list or kind is tuple) and any(_odd_offset(v) for v in value):
+            changes[name] = kind(v.astimezone(UTC) if _odd_offset(v) else v for v in value)
     return evolve(event, changes) if changes else event
+
+
+def _odd_offset(value: object) -> bool:
+    if not isinstance(value, datetime):
+        return False
+    offset = value.utcoffset()
+    return offset is not None and bool(offset.seconds % 60 or offset.microseconds)
 
 
 def _register(cls: type[Event]) -> None:

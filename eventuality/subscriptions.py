@@ -166,18 +166,19 @@ class Subscription:
     async def _exclusive(self) -> AsyncIterator[None]:
         """Hold the name in this process and start from the stored checkpoint."""
         state = _state(self.store)
-        async with state.lock(self.name), self.store.hold_name(self.name):
-            self._checkpoint = await self.store.get_checkpoint(self.name)
-            self._position = self._checkpoint or 0
-            self._running, self._error = True, None
-            try:
-                yield
-            except Exception as exc:
-                self._error = exc
-                state.fail(self.name, exc)
-                raise
-            finally:
-                self._running = False
+        try:
+            async with state.lock(self.name), self.store.hold_name(self.name):
+                self._checkpoint = await self.store.get_checkpoint(self.name)
+                self._position = self._checkpoint or 0
+                self._running, self._error = True, None
+                try:
+                    yield
+                finally:
+                    self._running = False
+        except Exception as exc:
+            self._error = exc
+            state.fail(self.name, exc)
+            raise
 
     async def _pass(self) -> int:
         """One pass to the end of the log as it was when the pass began."""
@@ -219,7 +220,12 @@ class Subscription:
     async def _save(self) -> None:
         if self._position == (self._checkpoint or 0):
             return
-        await self.store.set_checkpoint(self.name, self._position, expected=self._checkpoint)
+        try:
+            await self.store.set_checkpoint(self.name, self._position, expected=self._checkpoint)
+        except CheckpointConflict as exc:
+            if exc.actual != self._position:
+                raise
+            # Our own write landed, but we did not hear back (cancelled, or a lost reply).
         self._checkpoint = self._position
 
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from eventuality import (
     Command,
@@ -102,6 +102,11 @@ class MsgMeasured(Event):
 
 class MsgStamped(Event):
     when: datetime
+
+
+class MsgStampedMany(Event):
+    aware: AwareDatetime
+    several: list[datetime]
 
 
 class MsgCustomNamed(Event):
@@ -594,6 +599,20 @@ async def test_datetime_with_a_sub_minute_utc_offset_reads_back_equal(
     assert read == stored[0]
     assert isinstance(read, MsgStamped)
     assert read.when == when
+
+
+async def test_datetimes_in_aware_and_list_fields_with_a_sub_minute_offset_read_back_equal(
+    store: EventStore,
+) -> None:
+    when = datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    event = MsgStampedMany(aware=when, several=[when, datetime(2020, 1, 1, tzinfo=UTC)])
+
+    await store.append("stamped-many", [event])
+
+    (read,) = await store.read_stream("stamped-many")
+    assert isinstance(read, MsgStampedMany)
+    assert read.aware == when
+    assert read.several == event.several
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf")], ids=["inf", "-inf"])

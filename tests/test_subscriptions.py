@@ -25,6 +25,7 @@ from eventuality import (
     SubscriptionRunner,
     SubscriptionTimeout,
     Transaction,
+    TransactionError,
 )
 from tests.domain import CreateTodo, Todo, TodoCreated, TodoRenamed
 
@@ -472,3 +473,74 @@ async def test_runner_keeps_others_going_when_one_fails_and_saves_checkpoints_on
     assert not statistics["bad"].running
     assert await store.get_checkpoint("good") == stored[-1]
     assert await store.get_checkpoint("bad") == stored[0]
+
+
+async def test_cancelling_a_subscription_never_turns_into_a_checkpoint_conflict(
+    store: EventStore,
+) -> None:
+    await _fill(store, 30)
+    outcomes: list[str] = []
+
+    async def handler(event: Event) -> None:
+        await anyio.sleep(0)
+
+    for i in range(40):
+        try:
+            with anyio.move_on_after(0.0005 * (i % 10)):
+                await Subscription(store, "sweep", handler, checkpoint_every=1).catch_up()
+            outcomes.append("ok")
+        except CheckpointConflict:
+            outcomes.append("conflict")
+
+    assert "conflict" not in outcomes
+    assert await Subscription(store, "sweep", handler).catch_up() >= 0
+
+
+async def test_appending_inside_a_projection_handler_is_refused_clearly(store: EventStore) -> None:
+    await _create_read_model(store)
+    await _fill(store, 1)
+    todos = Repository(Todo, store)
+
+    async def appends(event: Event, tx: Transaction) -> None:
+        await todos.add(id=f"echo-{event.position}", description="no")
+
+    async def appends_from_a_child_task(event: Event, tx: Transaction) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.append, "echo", [TodoCreated(description="no")])
+
+    with anyio.fail_after(10), pytest.raises(TransactionError, match="Subscription"):
+        await Projection(store, "echo", appends).catch_up()
+    with anyio.fail_after(10), pytest.raises(BaseExceptionGroup) as caught:
+        await Projection(store, "echo-child", appends_from_a_child_task).catch_up()
+
+    assert caught.group_contains(TransactionError)
+    assert await store.stream_version("echo") == 0
+    assert await store.get_checkpoint("echo") is None
+
+
+async def test_a_query_never_sees_what_an_open_transaction_has_not_committed(
+    store: EventStore,
+) -> None:
+    await _create_read_model(store)
+    written, rolled_back = anyio.Event(), anyio.Event()
+    seen: list[list[tuple[object, ...]]] = []
+
+    async def write_then_fail() -> None:
+        try:
+            async with store.transaction() as tx:
+                await tx.execute(
+                    _sql(tx, "INSERT INTO todo_list (id, description) VALUES (?, ?)"), "x", "y"
+                )
+                written.set()
+                await anyio.sleep(0.05)
+                raise LookupError("undo")
+        except LookupError:
+            rolled_back.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write_then_fail)
+        await written.wait()
+        seen.append(await store.query("SELECT id FROM todo_list"))
+        await rolled_back.wait()
+
+    assert seen == [[]]

@@ -71,10 +71,11 @@ class Statements:
         self.insert = f"""
             WITH inserted AS (
                 INSERT INTO {events} ({_COLUMNS})
-                SELECT * FROM unnest(
+                SELECT p, s, v, t, sv, d, m, i, a, o FROM unnest(
                     $1::bigint[], $2::bytea[], $3::integer[], $4::text[], $5::integer[],
                     $6::json[], $7::json[], $8::uuid[], $9::bytea[], $10::timestamptz[]
-                )
+                ) WITH ORDINALITY AS u(p, s, v, t, sv, d, m, i, a, o, n)
+                ORDER BY n
                 RETURNING 1
             )
             SELECT pg_notify($11, '') FROM (SELECT count(*) FROM inserted) AS done"""

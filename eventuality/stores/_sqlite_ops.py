@@ -120,9 +120,9 @@ class AppendJob:
 def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
     """Commit every job that can be committed, in one transaction.
 
-    Each job runs inside its own savepoint when there are several, so a conflict in one rolls
-    back only that job. Outcomes are written into the jobs; an error of the transaction as a
-    whole (busy, disk full) is raised and applies to all.
+    Each job runs inside its own savepoint when there are several, so a conflict (or any other
+    error) in one rolls back only that job. Outcomes are written into the jobs; an error of the
+    transaction as a whole (busy, disk full at commit) is raised and applies to all.
     """
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -134,7 +134,7 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
                 db.execute("SAVEPOINT job")
             try:
                 job.result, position = _insert(db, job.requests, position, versions)
-            except (ConcurrencyError, sqlite3.IntegrityError) as exc:
+            except Exception as exc:
                 if single:
                     db.execute("ROLLBACK")
                 else:
@@ -142,7 +142,10 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
                     db.execute("RELEASE job")
                     versions.clear()
                     position = last_position(db)
-                _resolve_failure(db, job, exc)
+                if isinstance(exc, ConcurrencyError | sqlite3.IntegrityError):
+                    _resolve_failure(db, job, exc)
+                else:
+                    job.result, job.error = [], exc
                 continue
             if not single:
                 db.execute("RELEASE job")

@@ -11,17 +11,19 @@ import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from pydantic import JsonValue, TypeAdapter, ValidationError
+from pydantic import JsonValue, ValidationError
 from pydantic_core import to_json
 
-from ..errors import DuplicateEventError, StoreClosedError
+from ..errors import ConcurrencyError, DuplicateEventError, StoreClosedError, TransactionError
 from ..messages import Event, event_type_names, evolve
 from .rows import (
+    _JSON_OBJECT,
     AppendRequest,
     Snapshot,
     StoredEvent,
@@ -175,6 +177,14 @@ def _requests(
         stream_id, expected = append.stream_id, append.expected_version
         if not isinstance(stream_id, str) or not stream_id:
             raise ValueError(f"stream id must be a non-empty str, not {stream_id!r}")
+        if not stream_id.isascii():
+            try:
+                stream_id.encode()
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"stream id {stream_id!r} is not valid Unicode text (it holds a lone "
+                    "surrogate) and cannot be stored; nothing was written"
+                ) from None
         if stream_id in seen_streams:
             raise ValueError(f"stream {stream_id!r} appears twice in one commit; merge its events")
         seen_streams.add(stream_id)
@@ -276,9 +286,15 @@ class EventStore:
         ``expected_version`` checked: a commit can require a stream it read but did not change.
         """
         self._check_open()
+        _refuse_inside_transaction("append events")
         extra = _extra_metadata(metadata)
         requests, events = _requests(appends, extra)
         if not events:
+            for request in requests:
+                if request.expected_version is not None:
+                    actual = await self._backend.stream_version(request.stream_id)
+                    if actual != request.expected_version:
+                        raise ConcurrencyError(request.stream_id, request.expected_version, actual)
             return []
         stored = await self._backend.append(requests)
         if extra is None:
@@ -305,7 +321,10 @@ class EventStore:
         """The events of one stream in version order, from ``from_version`` up to
         ``to_version`` (inclusive; ``None``: the end). ``[]`` when there are none."""
         self._check_open()
-        rows = await self._backend.read_stream(stream_id, from_version, to_version)
+        last = None if to_version is None else min(to_version, _HIGHEST_VERSION)
+        if from_version > _HIGHEST_VERSION or (last is not None and last < from_version):
+            return []
+        rows = await self._backend.read_stream(stream_id, from_version, last)
         return [from_row(row) for row in rows]
 
     def read_all(
@@ -322,7 +341,7 @@ class EventStore:
         types = None if event_types is None else event_type_names(event_types)
         if types is not None and Event in (t for t in event_types or () if isinstance(t, type)):
             types = None
-        return _LogReader(self._backend, from_position, types, page_size)
+        return _LogReader(self._backend, min(from_position, _HIGHEST), types, page_size)
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 when it has no events."""
@@ -357,11 +376,13 @@ class EventStore:
         self._check_open()
         if not isinstance(position, int) or position < 0:
             raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
+        _refuse_inside_transaction("set a checkpoint")
         await self._backend.set_checkpoint(_checked_name(name), position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot``, replacing one of the same stream and version."""
         self._check_open()
+        _refuse_inside_transaction("save a snapshot")
         await self._backend.save_snapshot(snapshot)
 
     async def load_snapshot(
@@ -371,10 +392,21 @@ class EventStore:
         self._check_open()
         return await self._backend.load_snapshot(stream_id, max_version)
 
-    def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
-        """A write transaction on the store's own database (see :class:`Projection`)."""
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BackendTransaction]:
+        """A write transaction on the store's own database (see :class:`Projection`).
+
+        Events cannot be appended inside it (nor checkpoints and snapshots set outside it): on
+        SQLite the one writer is busy with this very transaction.
+        """
         self._check_open()
-        return self._backend.transaction()
+        _refuse_inside_transaction("open a transaction")
+        async with self._backend.transaction() as transaction:
+            token = _inside_transaction.set(True)
+            try:
+                yield transaction
+            finally:
+                _inside_transaction.reset(token)
 
     @property
     def paramstyle(self) -> str:
@@ -389,7 +421,26 @@ class EventStore:
         return await self._backend.query(sql, params)
 
 
-_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+# No stream grows past 2**31 - 1 versions nor the log past 2**62 positions: clamping to them
+# keeps every driver clear of integer overflow.
+_HIGHEST = 2**62
+_HIGHEST_VERSION = 2**31 - 1
+_inside_transaction: ContextVar[bool] = ContextVar("eventuality_inside_transaction", default=False)
+
+
+def inside_transaction() -> bool:
+    """Whether the running task (or the task that started it) is inside ``store.transaction()``."""
+    return _inside_transaction.get()
+
+
+def _refuse_inside_transaction(what: str) -> None:
+    if _inside_transaction.get():
+        raise TransactionError(
+            f"cannot {what} inside store.transaction() (a Projection's handler writes only its "
+            "read model, through tx): on SQLite the one writer is busy with that transaction. "
+            "To record events in reaction to events, use a Subscription, or dispatch a command "
+            "from an EventBus listener."
+        )
 
 
 def _extra_metadata(

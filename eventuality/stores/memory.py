@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import CheckpointConflict, ConcurrencyError
+from ..errors import CheckpointConflict, ConcurrencyError, StoreError
 from .base import (
     AppendRequest,
     Backend,
@@ -24,6 +24,7 @@ from .base import (
     EventStore,
     Snapshot,
     StoredEvent,
+    inside_transaction,
     match_retry,
     settle_versions,
 )
@@ -51,9 +52,7 @@ class MemoryBackend:
         pass
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Nothing to release: the data (read models included) lives as long as the object."""
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         settled: list[list[StoredEvent]] = []
@@ -114,7 +113,7 @@ class MemoryBackend:
         if types is None:
             return self._log[start : start + limit]
         page: list[StoredEvent] = []
-        for row in self._log[start:]:
+        for row in itertools.islice(self._log, start, None):
             if row.event_type in types:
                 page.append(row)
                 if len(page) == limit:
@@ -178,7 +177,10 @@ class MemoryBackend:
             self._checkpoints.update(tx.checkpoints)
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._read_model().execute(sql, params).fetchall()]
+        if inside_transaction():
+            return _run(self._read_model(), sql, params)
+        async with self._transaction_lock:  # never read what an open transaction may undo
+            return _run(self._read_model(), sql, params)
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
         by_version = self._snapshots.get(stream_id)
@@ -201,17 +203,20 @@ class _MemoryTransaction:
         self._savepoints = itertools.count()
 
     async def execute(self, sql: str, *params: Any) -> None:
-        self._db.execute(sql, params)
+        _run(self._db, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._db.executemany(sql, rows)
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _sql_error(exc) from exc
 
     async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._db.execute(sql, params).fetchall()]
+        return _run(self._db, sql, params)
 
     async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        found = self._db.execute(sql, params).fetchone()
-        return None if found is None else tuple(found)
+        found = _run(self._db, sql, params)
+        return found[0] if found else None
 
     async def get_checkpoint(self, name: str) -> int | None:
         if name in self.checkpoints:
@@ -237,6 +242,18 @@ class _MemoryTransaction:
             self.checkpoints = staged
             raise
         self._db.execute(f"RELEASE {name}")
+
+
+def _run(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    try:
+        return [tuple(row) for row in db.execute(sql, params).fetchall()]
+    except sqlite3.Error as exc:
+        raise _sql_error(exc) from exc
+
+
+def _sql_error(exc: sqlite3.Error) -> StoreError:
+    """The error the SQLite store raises for the same SQL, so tests see what production does."""
+    return StoreError(f"could not run a read-model statement in the memory store: {exc}")
 
 
 class _Clash(Exception):

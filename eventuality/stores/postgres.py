@@ -45,6 +45,7 @@ from ..errors import (
     CheckpointConflict,
     ConcurrencyError,
     SchemaVersionError,
+    StoreClosedError,
     StoreError,
     SubscriptionLocked,
 )
@@ -65,6 +66,8 @@ __all__ = ["PostgresEventStore"]
 
 _POLL_START, _POLL_MAX = 0.01, 0.25
 _LOCK_POLL = 0.2
+_RETRY = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_SESSION_RESET = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"
 _CONNECTION_ERRORS = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -212,13 +215,18 @@ class PostgresBackend:
     ) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection, with errors mapped. One that failed at the connection level is
         closed rather than returned, so the pool replaces it and the next call reconnects."""
-        assert self._pool is not None, "store is not open"
-        async with self._errors(what, keep), self._pool.acquire() as connection:
+        pool = self._open_pool()
+        async with self._errors(what, keep), pool.acquire() as connection:
             try:
                 yield connection
             except _CONNECTION_ERRORS:
                 connection.terminate()
                 raise
+
+    def _open_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreClosedError(f"PostgreSQL store ({redact_dsn(self.dsn)}) was closed")
+        return self._pool
 
     async def open(self) -> None:
         async with self._errors("connect"):
@@ -282,21 +290,24 @@ class PostgresBackend:
                 f"PostgreSQL takes at most {TRANSACTION_SLOTS:,} events in one append, not "
                 f"{total:,}: split it (nothing was written)"
             )
-        for attempt in range(5):
+        for _ in range(5):
             try:
-                async with self._transaction("append", asyncpg.UniqueViolationError) as connection:
+                async with self._transaction("append", _RETRY) as connection:
                     return await self._insert(connection, requests)
-            except (ConcurrencyError, asyncpg.UniqueViolationError) as exc:
+            except ConcurrencyError:
                 replay = await self._replay(requests)
                 if replay is not None:
                     return replay
-                if isinstance(exc, ConcurrencyError):
-                    raise
+                raise
+            except asyncpg.UniqueViolationError:
+                replay = await self._replay(requests)
+                if replay is not None:
+                    return replay
                 conflict = await self._conflict(requests)
                 if conflict is not None:
                     raise conflict from None
-            if attempt == 4:
-                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                pass  # rolled back whole: run it again
         raise StoreError("append kept racing with concurrent appends to the same stream; retry it")
 
     async def _insert(
@@ -312,18 +323,21 @@ class PostgresBackend:
         ]
         base = transaction_id * TRANSACTION_SLOTS
         stored = [row._replace(position=base + i) for i, row in enumerate(rows)]
+        # Insert in (stream, version) order, whatever order the streams came in: two commits
+        # touching the same streams then wait for each other in one order, never deadlock.
+        ordered = sorted(stored, key=lambda r: (_encode(r.stream_id), r.version))
         await connection.execute(
             self.sql.insert,
-            [r.position for r in stored],
-            [_encode(r.stream_id) for r in stored],
-            [r.version for r in stored],
-            [r.event_type for r in stored],
-            [r.schema_version for r in stored],
-            [r.data for r in stored],
-            [r.metadata for r in stored],
-            [r.event_id for r in stored],
-            [_encode(r.aggregate_id) for r in stored],
-            [r.occurred_at for r in stored],
+            [r.position for r in ordered],
+            [_encode(r.stream_id) for r in ordered],
+            [r.version for r in ordered],
+            [r.event_type for r in ordered],
+            [r.schema_version for r in ordered],
+            [r.data for r in ordered],
+            [r.metadata for r in ordered],
+            [r.event_id for r in ordered],
+            [_encode(r.aggregate_id) for r in ordered],
+            [r.occurred_at for r in ordered],
             self.sql.channel,
         )
         return stored
@@ -391,14 +405,22 @@ class PostgresBackend:
 
     async def _listen(self) -> None:
         """(Re)connect the notification listener, at most once a second after a failure."""
+        self._open_pool()
         if self.listening or anyio.current_time() < self._listener_retry_at:
             return
         self._listener_retry_at = anyio.current_time() + 1.0
         try:
             listener = await asyncpg.connect(self.dsn, server_settings=self._settings())
-            await listener.add_listener(self.sql.channel, self._notified)
         except (asyncpg.PostgresError, *_CONNECTION_ERRORS):
-            return
+            return  # polling covers for it; the next wait tries again
+        try:
+            await listener.add_listener(self.sql.channel, self._notified)
+            self._open_pool()  # closed while we connected: do not leave a listener behind
+        except BaseException as exc:
+            listener.terminate()
+            if isinstance(exc, asyncpg.PostgresError | _CONNECTION_ERRORS):
+                return
+            raise
         listener.add_termination_listener(self._listener_lost)
         self._listener = listener
 
@@ -416,7 +438,10 @@ class PostgresBackend:
             holder = await asyncpg.connect(self.dsn, server_settings=self._settings())
         try:
             interval = 0.01
-            while not await holder.fetchval(self.sql.try_lock, name):
+            while True:
+                async with self._errors("lock a subscription name"):
+                    if await holder.fetchval(self.sql.try_lock, name):
+                        break
                 await anyio.sleep(interval)
                 interval = min(interval * 2, _LOCK_POLL)
             with anyio.CancelScope() as scope:
@@ -466,7 +491,9 @@ class PostgresBackend:
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
         async with self._connection("load a snapshot") as connection:
             found = await connection.fetchrow(
-                self.sql.load_snapshot, _encode(stream_id), max_version or 2**31 - 1
+                self.sql.load_snapshot,
+                _encode(stream_id),
+                2**31 - 1 if max_version is None else max_version,
             )
         if found is None:
             return None
@@ -474,12 +501,44 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BackendTransaction]:
-        async with self._transaction("run a transaction") as connection:
-            yield _PostgresTransaction(self, connection)
+        """A transaction for user SQL. The user's own errors pass through unmapped, and the
+        connection's session state is reset before it goes back to the pool."""
+        pool = self._open_pool()
+        async with self._errors("begin a transaction"):
+            connection = await pool.acquire()
+        try:
+            transaction = connection.transaction()
+            async with self._errors("begin a transaction"):
+                await transaction.start()
+            try:
+                yield _PostgresTransaction(self, connection)
+            except BaseException:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            with anyio.CancelScope(shield=True):
+                async with self._errors("commit a transaction"):
+                    await transaction.commit()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release_after_user_sql(pool, connection)
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async with self._connection("run a query") as connection:
-            return [tuple(r) for r in await connection.fetch(sql, *params)]
+        pool = self._open_pool()
+        async with self._errors("run a query"):
+            connection = await pool.acquire()
+            try:
+                return [tuple(r) for r in await connection.fetch(sql, *params)]
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._release_after_user_sql(pool, connection)
+
+    async def _release_after_user_sql(self, pool: asyncpg.Pool, connection: Any) -> None:
+        """User SQL may change session state (SET, LISTEN, advisory locks): undo it first."""
+        with contextlib.suppress(Exception):
+            if not connection.is_closed():
+                await connection.execute(_SESSION_RESET)
+        await pool.release(connection)
 
 
 def _password(dsn: str) -> str | None:

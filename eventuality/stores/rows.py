@@ -181,8 +181,7 @@ def to_row(
                 f"int, float, bool, None, lists, dicts with str keys); nothing was written. "
                 f"Convert the value, for example str(uuid), before recording. {exc}"
             ) from None
-    if cls.__datetime_fields__:
-        event = json_safe(event)
+    event = json_safe(event)
     return StoredEvent(
         stream_id=stream_id,
         version=event.aggregate_version or 0,

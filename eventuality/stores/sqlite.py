@@ -39,7 +39,7 @@ import aiosqlite
 import anyio
 import anyio.lowlevel
 
-from ..errors import StoreBusyError, StoreError
+from ..errors import StoreBusyError, StoreClosedError, StoreError
 from . import _sqlite_ops as ops
 from .base import (
     AppendRequest,
@@ -48,6 +48,7 @@ from .base import (
     EventStore,
     Snapshot,
     StoredEvent,
+    inside_transaction,
 )
 
 __all__ = ["SQLiteEventStore"]
@@ -173,11 +174,13 @@ class SQLiteBackend:
         return StoreError(f"could not {what} in SQLite database {self.path!r}: {text}")
 
     def _writer_connection(self) -> aiosqlite.Connection:
-        assert self._writer is not None, "store is not open"
+        if self._writer is None:
+            raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return self._writer
 
     def _reader(self) -> aiosqlite.Connection:
-        assert self._next_reader is not None, "store is not open"
+        if self._next_reader is None:
+            raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return next(self._next_reader)
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
@@ -297,12 +300,12 @@ class SQLiteBackend:
         deadline = anyio.current_time() + timeout
         interval = _POLL_START
         while True:
+            appended = self._appended  # before reading: an append during the read wakes us
             if await self.last_position() > after:
                 return True
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 return False
-            appended = self._appended
             with anyio.move_on_after(min(interval, remaining)):
                 await appended.wait()
             interval = min(interval * 2, _POLL_MAX)
@@ -355,6 +358,11 @@ class SQLiteBackend:
                     raise
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.in_memory and not inside_transaction():
+            # ":memory:" reads on the writer: wait for an open transaction rather than read
+            # what it has not committed.
+            async with self._writer_lock:
+                return await self._call(self._reader(), "run a query", ops.fetchall, sql, params)
         return await self._call(self._reader(), "run a query", ops.fetchall, sql, params)
 
 

@@ -987,7 +987,9 @@ async def test_load_snapshot_returns_the_latest(store: EventStore) -> None:
     assert loaded == _snapshot("Todo-1", 9)
 
 
-@pytest.mark.parametrize(("max_version", "found"), [(9, 9), (8, 5), (5, 5), (2, 2), (1, None)])
+@pytest.mark.parametrize(
+    ("max_version", "found"), [(9, 9), (8, 5), (5, 5), (2, 2), (1, None), (0, None)]
+)
 async def test_load_snapshot_returns_the_latest_at_or_below_max_version(
     store: EventStore, max_version: int, found: int | None
 ) -> None:
@@ -1263,3 +1265,37 @@ async def test_open_and_close_without_async_with(store_kind: str, tmp_path: Path
     assert _versions(stored) == [1]
     with pytest.raises(StoreClosedError):
         await store.last_position()
+
+
+async def test_an_empty_append_still_checks_its_expected_version(store: EventStore) -> None:
+    await store.append("a", [TodoCreated(description="x")])
+
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append("a", [], expected_version=0)
+    unchanged = await store.append("a", [], expected_version=1)
+
+    assert (caught.value.expected_version, caught.value.actual_version) == (0, 1)
+    assert unchanged == []
+
+
+async def test_a_stream_id_that_is_not_valid_unicode_is_refused_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    async def append_good(i: int) -> None:
+        await store.append(f"good-{i}", [TodoCreated(description=str(i))])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(append_good, i)
+        with pytest.raises(ValueError, match="not valid Unicode"):
+            await store.append("bad-\ud800", [TodoCreated(description="x")])
+
+    stored = [str(getattr(e, "description", "")) async for e in store.read_all()]
+    assert sorted(stored) == ["0", "1", "2", "3", "4"]
+
+
+async def test_positions_and_versions_beyond_any_stored_read_nothing(store: EventStore) -> None:
+    await store.append("a", [TodoCreated(description="x")])
+
+    assert await store.read_stream("a", from_version=2**63) == []
+    assert [e async for e in store.read_all(from_position=2**63)] == []

@@ -15,10 +15,12 @@ import asyncpg
 import pytest
 
 from eventuality import (
+    ConcurrencyError,
     Event,
     EventStore,
     Flow,
     Repository,
+    StoreClosedError,
     StoreError,
     StreamAppend,
     Subscription,
@@ -381,3 +383,84 @@ async def test_open_store_passes_schema_and_pool_options(tmp_path: Path) -> None
     assert isinstance(store, PostgresEventStore)
     assert store.schema == postgres_schema(tmp_path)
     assert stored[0].aggregate_version == 1
+
+
+async def test_commits_touching_streams_in_opposite_orders_never_deadlock(
+    pg: PostgresEventStore,
+) -> None:
+    outcomes: list[str] = []
+
+    async def commit(first: str, second: str) -> None:
+        try:
+            await pg.append_streams(
+                [
+                    StreamAppend(first, [TodoCreated(description=first)], expected_version=0),
+                    StreamAppend(second, [TodoCreated(description=second)], expected_version=0),
+                ]
+            )
+            outcomes.append("stored")
+        except ConcurrencyError:
+            outcomes.append("conflict")
+
+    for round_ in range(40):
+        a, b = f"a-{round_}", f"b-{round_}"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(commit, a, b)
+            tg.start_soon(commit, b, a)
+
+    assert len(outcomes) == 80
+    assert outcomes.count("stored") == 40
+
+
+async def test_closing_the_store_under_a_running_subscription_leaves_no_listener(
+    tmp_path: Path,
+) -> None:
+    store = make_store("postgres", tmp_path)
+    await store.open()
+    failures: list[BaseException] = []
+
+    async def follow() -> None:
+        try:
+            await Subscription(store, "closing", _ignore).run()
+        except StoreClosedError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow)
+        await anyio.sleep(0.3)
+        await store.close()
+        with anyio.fail_after(10):
+            while not failures:
+                await anyio.sleep(0.05)
+
+    listeners = await _admin(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND query LIKE $1",
+        f"%{postgres_schema(tmp_path)}%",
+    )
+    assert listeners[0][0] == 0
+    assert isinstance(failures[0], StoreClosedError)
+
+
+async def _ignore(event: Event) -> None:
+    pass
+
+
+async def test_an_error_of_the_users_own_inside_a_transaction_passes_through_unchanged(
+    pg: PostgresEventStore,
+) -> None:
+    async def fail_in_user_code() -> None:
+        async with pg.transaction() as tx:
+            await tx.execute("CREATE TABLE IF NOT EXISTS kept (id TEXT)")
+            raise TimeoutError("mine")
+
+    with pytest.raises(TimeoutError, match="mine"):
+        await fail_in_user_code()
+
+    async with pg.transaction() as tx:
+        await tx.execute("SET application_name = 'changed by user SQL'")
+    names = await _admin(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'changed by user SQL'"
+    )
+
+    assert await pg.query("SELECT to_regclass('kept') IS NULL") == [(True,)]
+    assert names[0][0] == 0
