@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .aggregate import Aggregate
-from .bus import EventBus
+from .bus import EventBus, _name
 from .errors import ConcurrencyError, UncommittedEventsError, UnknownCommand
 from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
@@ -184,7 +184,3 @@ def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -
                 "store during this dispatch, so they would be lost. Record events on an "
                 "aggregate you got from repository.load(...) or repository.add(...)."
             )
-
-
-def _name(function: object) -> str:
-    return getattr(function, "__qualname__", None) or repr(function)

@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 
 from .errors import CheckpointConflict, SubscriptionTimeout
 from .messages import Event
-from .stores.base import EventStore, Transaction
+from .stores.base import POLL_MAX, POLL_START, EventStore, Transaction
 
 __all__ = [
     "Projection",
@@ -39,7 +39,6 @@ Handler = Callable[[Any], Awaitable[None] | None]
 ProjectionHandler = Callable[[Any, Transaction], Awaitable[None]]
 
 _IDLE_WAIT = 30.0
-_POLL_START, _POLL_MAX = 0.01, 0.25
 
 
 class _StoreState:
@@ -371,7 +370,7 @@ async def wait_for_subscriptions(
     state = _state(store)
     deadline = anyio.current_time() + timeout
     for name in names:
-        interval = _POLL_START
+        interval = POLL_START
         while True:
             if state.progress.get(name, 0) >= position:
                 break
@@ -387,4 +386,4 @@ async def wait_for_subscriptions(
             changed = state.wait_event()
             with anyio.move_on_after(min(interval, remaining)):
                 await changed.wait()
-            interval = min(interval * 2, _POLL_MAX)
+            interval = min(interval * 2, POLL_MAX)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+import anyio
 from pydantic import JsonValue, ValidationError
 from pydantic_core import to_json
 
@@ -426,6 +427,33 @@ class EventStore:
 _HIGHEST = 2**62
 _HIGHEST_VERSION = 2**31 - 1
 _inside_transaction: ContextVar[bool] = ContextVar("eventuality_inside_transaction", default=False)
+
+
+POLL_START, POLL_MAX = 0.01, 0.25
+
+
+async def poll_appended(
+    last_position: Callable[[], Awaitable[int]],
+    wake: Callable[[], Awaitable[anyio.Event]],
+    after: int,
+    timeout: float,
+) -> bool:
+    """``wait_appended`` for a backend: wait on the event ``wake()`` hands out (set when this
+    process appends, or when a notification arrives), and poll ``last_position`` meanwhile with a
+    backoff from 10 to 250 ms, for writers that cannot wake us. ``wake()`` is asked before each
+    read, so an append that lands during the read is not missed."""
+    deadline = anyio.current_time() + timeout
+    interval = POLL_START
+    while True:
+        appended = await wake()
+        if await last_position() > after:
+            return True
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0:
+            return False
+        with anyio.move_on_after(min(interval, remaining)):
+            await appended.wait()
+        interval = min(interval * 2, POLL_MAX)
 
 
 def inside_transaction() -> bool:

@@ -58,13 +58,13 @@ from .base import (
     Snapshot,
     StoredEvent,
     match_retry,
+    poll_appended,
     redact_dsn,
     settle_versions,
 )
 
 __all__ = ["PostgresEventStore"]
 
-_POLL_START, _POLL_MAX = 0.01, 0.25
 _LOCK_POLL = 0.2
 _RETRY = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _SESSION_RESET = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"
@@ -389,19 +389,12 @@ class PostgresBackend:
     async def wait_appended(self, after: int, timeout: float) -> bool:
         """Woken by NOTIFY; polls with backoff as well, for notifications that cannot come (a
         blocking transaction that rolled back) or a listener that is down."""
-        deadline = anyio.current_time() + timeout
-        interval = _POLL_START
-        while True:
+
+        async def wake() -> anyio.Event:
             await self._listen()
-            appended = self._appended
-            if await self.last_position() > after:
-                return True
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                return False
-            with anyio.move_on_after(min(interval, remaining)):
-                await appended.wait()
-            interval = min(interval * 2, _POLL_MAX)
+            return self._appended
+
+        return await poll_appended(self.last_position, wake, after, timeout)
 
     async def _listen(self) -> None:
         """(Re)connect the notification listener, at most once a second after a failure."""

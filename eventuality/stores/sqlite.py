@@ -49,6 +49,7 @@ from .base import (
     Snapshot,
     StoredEvent,
     inside_transaction,
+    poll_appended,
 )
 
 __all__ = ["SQLiteEventStore"]
@@ -58,7 +59,6 @@ T = TypeVar("T")
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
-_POLL_START, _POLL_MAX = 0.01, 0.25
 _INLINE_ROWS = 256
 
 
@@ -297,18 +297,11 @@ class SQLiteBackend:
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
         """Woken at once by appends in this process; polls, backing off to 250 ms, for others."""
-        deadline = anyio.current_time() + timeout
-        interval = _POLL_START
-        while True:
-            appended = self._appended  # before reading: an append during the read wakes us
-            if await self.last_position() > after:
-                return True
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                return False
-            with anyio.move_on_after(min(interval, remaining)):
-                await appended.wait()
-            interval = min(interval * 2, _POLL_MAX)
+
+        async def wake() -> anyio.Event:
+            return self._appended
+
+        return await poll_appended(self.last_position, wake, after, timeout)
 
     @asynccontextmanager
     async def hold_name(self, name: str) -> AsyncIterator[None]:
