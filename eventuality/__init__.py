@@ -13,6 +13,7 @@ from typing import Any
 from .aggregate import Aggregate as Aggregate
 from .bus import BusStatistics as BusStatistics
 from .bus import EventBus as EventBus
+from .errors import AggregateExists as AggregateExists
 from .errors import AggregateNotFound as AggregateNotFound
 from .errors import CheckpointConflict as CheckpointConflict
 from .errors import ConcurrencyError as ConcurrencyError
@@ -23,6 +24,7 @@ from .errors import InvalidStoreURL as InvalidStoreURL
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
+from .errors import StoreConnectionError as StoreConnectionError
 from .errors import StoreError as StoreError
 from .errors import SubscriptionLocked as SubscriptionLocked
 from .errors import SubscriptionTimeout as SubscriptionTimeout
@@ -30,6 +32,8 @@ from .errors import TransactionError as TransactionError
 from .errors import UncommittedEventsError as UncommittedEventsError
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEventType as UnknownEventType
+from .errors import UnknownSubscription as UnknownSubscription
+from .errors import UnsupportedEventLoop as UnsupportedEventLoop
 from .flow import Flow as Flow
 from .messages import Command as Command
 from .messages import Event as Event
@@ -53,6 +57,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Aggregate",
+    "AggregateExists",
     "AggregateNotFound",
     "BusStatistics",
     "CheckpointConflict",
@@ -74,6 +79,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreBusyError",
     "StoreClosedError",
+    "StoreConnectionError",
     "StoreError",
     "StreamAppend",
     "Subscription",
@@ -86,6 +92,8 @@ __all__ = [
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
+    "UnknownSubscription",
+    "UnsupportedEventLoop",
     "event_class",
     "open_store",
     "register_upcaster",

@@ -4,6 +4,7 @@
 
     EventualityError
     ├── ConcurrencyError        a stream was not at the expected version
+    │   └── AggregateExists     an aggregate was created under an id already taken
     ├── AggregateNotFound       also LookupError: no events for that aggregate
     ├── UnknownCommand          also LookupError: no handler for the command's class
     ├── UnknownEventType        also LookupError: a stored type name with no Event class
@@ -13,9 +14,12 @@
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
+    ├── UnknownSubscription     also LookupError: no subscription has that name
+    ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
     ├── TransactionError        a write the store cannot take inside store.transaction()
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── StoreBusyError      the database stayed locked past the busy timeout
+        ├── StoreConnectionError the connection to the database failed (retrying may work)
         ├── StoreClosedError    the store is not open
         ├── SchemaVersionError  the database was written by an incompatible version
         └── InvalidStoreURL     also ValueError: a URL open_store cannot use
@@ -29,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AggregateExists",
     "AggregateNotFound",
     "CheckpointConflict",
     "ConcurrencyError",
@@ -39,6 +44,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreBusyError",
     "StoreClosedError",
+    "StoreConnectionError",
     "StoreError",
     "SubscriptionLocked",
     "SubscriptionTimeout",
@@ -46,6 +52,8 @@ __all__ = [
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
+    "UnknownSubscription",
+    "UnsupportedEventLoop",
 ]
 
 
@@ -79,6 +87,19 @@ class ConcurrencyError(EventualityError):
 
     def __reduce__(self) -> tuple[type[ConcurrencyError], tuple[str, int | None, int]]:
         return type(self), (self.stream_id, self.expected_version, self.actual_version)
+
+
+class AggregateExists(ConcurrencyError):
+    """An aggregate was created (``Repository.add``) under an id whose stream already has events.
+
+    A retry can never succeed, so ``Flow.dispatch`` does not retry it.
+    """
+
+    def __init__(self, stream_id: str, actual_version: int) -> None:
+        super().__init__(stream_id, 0, actual_version)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.stream_id, self.actual_version)
 
 
 class AggregateNotFound(EventualityError, LookupError):
@@ -236,6 +257,28 @@ def _rebuild_subscription_timeout(
     return SubscriptionTimeout(name, position, reached, failed=failed, timeout=timeout)
 
 
+class UnknownSubscription(EventualityError, LookupError):
+    """A read-your-writes wait named a subscription that neither runs in this process nor has
+    ever stored a checkpoint (a misspelt name, most often)."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        self.name = name
+        self.known = sorted(known or [])
+        listed = ", ".join(repr(k) for k in self.known) if self.known else "none"
+        super().__init__(
+            f"no subscription named {name!r} runs in this process or has stored a checkpoint "
+            f"(known here: {listed}). Check the name given to wait_for, and that the "
+            "subscription has been started at least once."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.known)
+
+
+class UnsupportedEventLoop(EventualityError, RuntimeError):
+    """A store whose driver needs asyncio was used under another event loop (trio)."""
+
+
 class TransactionError(EventualityError):
     """A write the store cannot take inside ``store.transaction()`` (a Projection's handler)."""
 
@@ -246,6 +289,12 @@ class StoreError(EventualityError):
 
 class StoreBusyError(StoreError):
     """The database stayed locked by another connection for longer than the busy timeout."""
+
+
+class StoreConnectionError(StoreError):
+    """The connection to the database failed or was lost. The next call reconnects, so
+    retrying may work; an append interrupted this way may or may not have been committed
+    (retrying the same events is safe: a stored append is returned, not written twice)."""
 
 
 class StoreClosedError(StoreError):

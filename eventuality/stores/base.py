@@ -21,7 +21,13 @@ import anyio
 from pydantic import JsonValue, ValidationError
 from pydantic_core import to_json
 
-from ..errors import ConcurrencyError, DuplicateEventError, StoreClosedError, TransactionError
+from ..errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    StoreClosedError,
+    TransactionError,
+    UnsupportedEventLoop,
+)
 from ..messages import Event, event_type_names, evolve
 from .rows import (
     _JSON_OBJECT,
@@ -229,8 +235,13 @@ class EventStore:
         self._open = False
 
     async def open(self) -> None:
-        """Connect and create the schema if needed."""
+        """Connect and create the schema if needed.
+
+        :raises UnsupportedEventLoop: the backend's driver needs asyncio and this is trio.
+        """
         if not self._open:
+            if getattr(self._backend, "asyncio_only", False):
+                require_asyncio(repr(self))
             await self._backend.open()
             self._open = True
 
@@ -454,6 +465,21 @@ async def poll_appended(
         with anyio.move_on_after(min(interval, remaining)):
             await appended.wait()
         interval = min(interval * 2, POLL_MAX)
+
+
+def require_asyncio(store: str) -> None:
+    """Refuse, with a clear error, a store whose driver runs only on asyncio (aiosqlite,
+    asyncpg) when the running event loop is another one (trio)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise UnsupportedEventLoop(
+            f"{store} runs on asyncio only (its driver is asyncio-based), and this code runs "
+            "under another event loop (trio?). Run it with asyncio (anyio.run(main) or "
+            "anyio.run(main, backend='asyncio')), or use InMemoryEventStore, which runs on both."
+        ) from None
 
 
 def inside_transaction() -> bool:

@@ -158,6 +158,7 @@ class PostgresBackend:
     """Rows in PostgreSQL tables in one schema, through an asyncpg pool."""
 
     paramstyle = "dollar"
+    asyncio_only = True
 
     def __init__(self, dsn: str, *, schema: str, min_size: int, max_size: int) -> None:
         self.dsn = dsn

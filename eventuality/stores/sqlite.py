@@ -78,6 +78,7 @@ class SQLiteBackend:
     """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite."""
 
     paramstyle = "qmark"
+    asyncio_only = True
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout: float, readers: int) -> None:
         self.path = path
