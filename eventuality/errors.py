@@ -217,7 +217,11 @@ class SubscriptionLocked(EventualityError):
 
 
 class SubscriptionTimeout(EventualityError, TimeoutError):
-    """A subscription had not handled the events a caller waits for in time, or it failed."""
+    """A subscription had not handled the events a caller waits for in time, or it failed.
+
+    When it failed, ``error`` is what stopped it (also the ``__cause__``): a handler's error,
+    or another, such as a :class:`CheckpointConflict` from a second instance.
+    """
 
     def __init__(
         self,
@@ -227,34 +231,44 @@ class SubscriptionTimeout(EventualityError, TimeoutError):
         *,
         failed: bool = False,
         timeout: float | None = None,
+        error: BaseException | None = None,
     ) -> None:
         self.name = name
         self.position = position
         self.reached = reached
-        self.failed = failed
+        self.failed = failed or error is not None
         self.timeout = timeout
+        self.error = error
         where = "has handled nothing yet" if not reached else f"is at position {reached}"
-        if failed:
-            why = f"subscription {name!r} stopped on an error and {where}"
-            todo = "Fix the handler and restart it"
+        if self.failed:
+            cause = "" if error is None else f" ({type(error).__name__}: {error})"
+            why = f"subscription {name!r} stopped on an error{cause} and {where}"
+            todo = "Remove what the error names (a failing handler: fix it), then restart it"
         else:
             why = f"subscription {name!r} {where} after {timeout:g} s"
             todo = "Check that it is running (SubscriptionRunner) or wait longer"
         super().__init__(
             f"waited for position {position} (the events are committed): {why}. {todo}."
         )
+        if error is not None:
+            self.__cause__ = error
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_subscription_timeout,
-            (self.name, self.position, self.reached, self.failed, self.timeout),
+            (self.name, self.position, self.reached, self.failed, self.timeout, self.error),
         )
 
 
 def _rebuild_subscription_timeout(
-    name: str, position: int, reached: int | None, failed: bool, timeout: float | None
+    name: str,
+    position: int,
+    reached: int | None,
+    failed: bool,
+    timeout: float | None,
+    error: BaseException | None = None,
 ) -> SubscriptionTimeout:
-    return SubscriptionTimeout(name, position, reached, failed=failed, timeout=timeout)
+    return SubscriptionTimeout(name, position, reached, failed=failed, timeout=timeout, error=error)
 
 
 class UnknownSubscription(EventualityError, LookupError):

@@ -29,6 +29,7 @@ from ..errors import (
     UnsupportedEventLoop,
 )
 from ..messages import Event, event_type_names, evolve
+from ._named_sql import NamedTransaction, bind
 from .rows import (
     _JSON_OBJECT,
     AppendRequest,
@@ -131,9 +132,11 @@ class Snapshots(Protocol):
 class Transaction(Protocol):
     """A write transaction on the store's own database, handed to a projection's handler.
 
-    Statements use the backend's own SQL and placeholders (SQLite: ``?``; PostgreSQL: ``$1``;
-    ``paramstyle`` says which: ``"qmark"`` or ``"dollar"``). Whatever it writes commits together
-    with the projection's checkpoint, or not at all.
+    Parameters are named, ``:name`` with keyword arguments (``executemany``: one mapping per
+    row), and work on every store; or positional, in the backend's own style (SQLite: ``?``;
+    PostgreSQL: ``$1``; ``paramstyle`` says which: ``"qmark"`` or ``"dollar"``). One statement
+    takes one kind. Whatever it writes commits together with the projection's checkpoint, or
+    not at all.
     """
 
     paramstyle: str
@@ -405,9 +408,11 @@ class EventStore:
         return await self._backend.load_snapshot(stream_id, max_version)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[BackendTransaction]:
+    async def transaction(self) -> AsyncIterator[NamedTransaction]:
         """A write transaction on the store's own database (see :class:`Projection`).
 
+        Statements take ``:name`` placeholders with keyword arguments on every store
+        (``tx.execute("... VALUES (:a)", a=1)``), or the backend's own with positional ones.
         Events cannot be appended inside it (nor checkpoints and snapshots set outside it): on
         SQLite the one writer is busy with this very transaction.
         """
@@ -416,7 +421,7 @@ class EventStore:
         async with self._backend.transaction() as transaction:
             token = _inside_transaction.set(True)
             try:
-                yield transaction
+                yield NamedTransaction(transaction)
             finally:
                 _inside_transaction.reset(token)
 
@@ -426,11 +431,16 @@ class EventStore:
         the memory store's read models) or ``"dollar"`` (``$1``, PostgreSQL)."""
         return self._backend.paramstyle
 
-    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    async def query(self, sql: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]:
         """Run a read-only query on the store's own database, for example on a read model a
-        :class:`~eventuality.Projection` keeps there. SQL and placeholders are the backend's."""
+        :class:`~eventuality.Projection` keeps there: ``:name`` placeholders with keyword
+        arguments on every store, or the backend's own with positional ones.
+
+        :raises ValueError: both kinds of parameters, or a ``:name`` without a value.
+        """
         self._check_open()
-        return await self._backend.query(sql, params)
+        text, values = bind(sql, self._backend.paramstyle, params, named)
+        return await self._backend.query(text, values)
 
 
 # No stream grows past 2**31 - 1 versions nor the log past 2**62 positions: clamping to them
