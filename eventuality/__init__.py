@@ -35,6 +35,7 @@ from .errors import UnknownEventType as UnknownEventType
 from .errors import UnknownSubscription as UnknownSubscription
 from .errors import UnsupportedEventLoop as UnsupportedEventLoop
 from .flow import Flow as Flow
+from .messages import TRUSTED_ENVELOPE as TRUSTED_ENVELOPE
 from .messages import Command as Command
 from .messages import Event as Event
 from .messages import event_class as event_class
@@ -87,6 +88,7 @@ __all__ = [
     "SubscriptionRunner",
     "SubscriptionStatistics",
     "SubscriptionTimeout",
+    "TRUSTED_ENVELOPE",
     "Transaction",
     "TransactionError",
     "UncommittedEventsError",

@@ -146,32 +146,73 @@ class UnknownCommand(EventualityError, LookupError):
 class UnknownEventType(EventualityError, LookupError):
     """A stored event names a type that no Event subclass in this process registers."""
 
-    def __init__(self, event_type: str) -> None:
+    def __init__(
+        self, event_type: str, *, stream_id: str | None = None, position: int | None = None
+    ) -> None:
         self.event_type = event_type
+        self.stream_id = stream_id
+        self.position = position
         super().__init__(
-            f"stored event type {event_type!r} has no Event class in this process. Import the "
-            f"module that defines it (a class named {event_type!r}, or one with "
-            f"__event_type__ = {event_type!r}) before reading, or filter it out with event_types=."
+            f"stored event type {event_type!r}{_where(stream_id, position)} has no Event class "
+            f"in this process. Import the module that defines it (a class named "
+            f"{event_type!r}, or one with __event_type__ = {event_type!r}) before reading, "
+            "filter it out with event_types=, or let a subscription skip it "
+            "(on_unknown='skip')."
         )
 
-    def __reduce__(self) -> tuple[type[UnknownEventType], tuple[str]]:
-        return type(self), (self.event_type,)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_unknown_event_type, (self.event_type, self.stream_id, self.position)
+
+
+def _rebuild_unknown_event_type(
+    event_type: str, stream_id: str | None, position: int | None
+) -> UnknownEventType:
+    return UnknownEventType(event_type, stream_id=stream_id, position=position)
+
+
+def _where(stream_id: str | None, position: int | None) -> str:
+    parts = []
+    if stream_id is not None:
+        parts.append(f"stream {stream_id!r}")
+    if position:
+        parts.append(f"position {position}")
+    return f" (at {', '.join(parts)})" if parts else ""
 
 
 class EventSchemaError(EventualityError):
     """A stored event cannot be turned into its class as the class is defined now."""
 
-    def __init__(self, event_type: str, detail: str) -> None:
+    def __init__(
+        self,
+        event_type: str,
+        detail: str,
+        *,
+        stream_id: str | None = None,
+        position: int | None = None,
+    ) -> None:
         self.event_type = event_type
         self.detail = detail
+        self.stream_id = stream_id
+        self.position = position
         super().__init__(
-            f"stored {event_type!r} event cannot be read: {detail}. When a class changes shape, "
-            "raise its __event_version__ and register an upcaster from the stored version "
-            "(eventuality.register_upcaster)."
+            f"stored {event_type!r} event{_where(stream_id, position)} cannot be read: {detail}. "
+            "When a class changes shape, raise its __event_version__ and register an upcaster "
+            "from the stored version (eventuality.register_upcaster)."
         )
 
-    def __reduce__(self) -> tuple[type[EventSchemaError], tuple[str, str]]:
-        return type(self), (self.event_type, self.detail)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_event_schema_error, (
+            self.event_type,
+            self.detail,
+            self.stream_id,
+            self.position,
+        )
+
+
+def _rebuild_event_schema_error(
+    event_type: str, detail: str, stream_id: str | None, position: int | None
+) -> EventSchemaError:
+    return EventSchemaError(event_type, detail, stream_id=stream_id, position=position)
 
 
 class DuplicateEventError(EventualityError):

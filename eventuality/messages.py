@@ -6,19 +6,32 @@ Upcasters migrate stored payloads written by an older ``__event_version__`` of a
 """
 
 import inspect
+import math
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticSerializationError
 
 from .errors import EventSchemaError, UnknownEventType
 
 __all__ = [
+    "TRUSTED_ENVELOPE",
     "Command",
     "Event",
     "event_class",
@@ -34,9 +47,38 @@ _EVENT_ENVELOPE = frozenset(
 )
 _EVENT_RESERVED = _EVENT_ENVELOPE | {"event_type", "payload"}
 _COMMAND_RESERVED = frozenset({"command_id", "metadata"})
+_TRUSTED_KEY = "eventuality_trusted_envelope"
+TRUSTED_ENVELOPE: dict[str, Any] = {_TRUSTED_KEY: True}
+"""Validation context that lets a command's envelope come from the input (trusted sources)."""
 
 _registry: "dict[str, type[Event]]" = {}
 _upcasters: dict[tuple[str, int], Upcaster] = {}
+
+
+def _finite(metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """Refuse NaN and infinity, which JSON cannot hold (PostgreSQL refuses them; SQLite and the
+    memory store would keep them and hand them back): fail when the message is built."""
+    for value in metadata.values():
+        if type(value) is not str and _non_finite(value):
+            raise ValueError(
+                "metadata must hold JSON numbers only: NaN and infinity are not JSON. Store such "
+                "a value as a string (e.g. 'NaN') or leave it out"
+            )
+    return metadata
+
+
+def _non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+JsonMetadata = Annotated[dict[str, JsonValue], AfterValidator(_finite)]
+"""Metadata of events and commands: a JSON object, finite numbers only."""
 
 
 def _utcnow() -> datetime:
@@ -113,7 +155,7 @@ class Event(BaseModel):
     aggregate_version: int | None = None
     position: int | None = None
     occurred_at: datetime = Field(default_factory=_utcnow)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: JsonMetadata = Field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         _refuse_reserved(cls, _EVENT_RESERVED, "event")
@@ -129,6 +171,8 @@ class Event(BaseModel):
             )
         cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
+        if any(_may_hold_bytes(cls.model_fields[n].annotation) for n in cls.__payload_fields__):
+            _check_json_when_built(cls)
         _register(cls)
 
     def __hash__(self) -> int:
@@ -140,17 +184,95 @@ class Event(BaseModel):
         return self.model_dump(include=set(self.__payload_fields__))
 
 
+def _may_hold_bytes(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a field of this type may hold bytes, which JSON stores only when UTF-8."""
+    if annotation in (bytes, bytearray):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        inner = seen | {annotation}
+        return any(_may_hold_bytes(f.annotation, inner) for f in annotation.model_fields.values())
+    return any(_may_hold_bytes(arg, seen) for arg in get_args(annotation))
+
+
+def _check_json_when_built(cls: "type[Event]") -> None:
+    """Make ``cls(...)`` refuse bytes that JSON cannot hold, as a ValidationError naming the
+    field, instead of failing later at append. Reads from a store skip the check."""
+    build = cls.__init__
+
+    def __init__(self: Event, /, **data: Any) -> None:
+        build(self, **data)
+        serializer = type(self).__pydantic_serializer__
+        for name in sorted(self.__payload_fields__):
+            try:
+                serializer.to_json(self, include={name})
+            except PydanticSerializationError as exc:
+                raise ValidationError.from_exception_data(
+                    type(self).__name__,
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": (name,),
+                            "input": getattr(self, name),
+                            "ctx": {
+                                "error": ValueError(
+                                    f"{type(self).event_type}.{name} cannot be stored as JSON "
+                                    f"({exc}); bytes must be UTF-8 text. Store binary data "
+                                    "as base64 text (a str field), or elsewhere by reference"
+                                )
+                            },
+                        }
+                    ],
+                ) from None
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[method-assign,assignment]
+
+
 class Command(BaseModel):
-    """A request to change something. Subclass it with the fields the handler needs."""
+    """A request to change something. Subclass it with the fields the handler needs.
+
+    The envelope (``command_id``, ``metadata``) is set by code, never by the outside world:
+    building a command with its constructor may set it, but validating untrusted input
+    (``model_validate``, ``model_validate_json``, a FastAPI request body) refuses it, so a
+    client can neither pick a command id nor forge a correlation id. Validate with
+    ``context=TRUSTED_ENVELOPE`` to accept an envelope from a source you trust.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
-    command_id: uuid.UUID = Field(default_factory=new_id)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    command_id: SkipJsonSchema[uuid.UUID] = Field(default_factory=new_id)
+    metadata: SkipJsonSchema[JsonMetadata] = Field(default_factory=dict)
+
+    def __init__(self, /, **data: Any) -> None:
+        self.__pydantic_validator__.validate_python(
+            data, self_instance=self, context=TRUSTED_ENVELOPE
+        )
+
+    # Validation must not route through __init__ (pydantic does for a custom __init__ unless it
+    # is marked as behaving like the base one, as pydantic's own RootModel marks its own).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         _refuse_reserved(cls, _COMMAND_RESERVED, "command")
         super().__init_subclass__(**kwargs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_envelope_from_outside(cls, data: Any, info: ValidationInfo) -> Any:
+        if (
+            isinstance(data, dict)
+            and _COMMAND_RESERVED.intersection(data)
+            and not (info.context and info.context.get(_TRUSTED_KEY))
+        ):
+            given = ", ".join(sorted(_COMMAND_RESERVED.intersection(data)))
+            raise ValueError(
+                f"{given} cannot be set from input: the envelope is set by the server (pass "
+                "metadata to flow.dispatch(command, metadata=...)). Validate with "
+                "context=eventuality.TRUSTED_ENVELOPE only for input you trust"
+            )
+        return data
 
     def __hash__(self) -> int:
         return hash(self.command_id)
@@ -256,11 +378,24 @@ def register_upcaster(event_type: str, from_version: int, upcast: Upcaster) -> N
     Payloads are migrated step by step up to the class's ``__event_version__`` when read.
     """
     key = (event_type, from_version)
-    if key in _upcasters and _upcasters[key] is not upcast:
+    known = _upcasters.get(key)
+    if known is not None and known is not upcast and _origin(known) != _origin(upcast):
         raise ValueError(
-            f"an upcaster for {event_type!r} from version {from_version} is already registered"
+            f"an upcaster for {event_type!r} from version {from_version} is already registered "
+            f"({_origin(known)[0]}.{_origin(known)[1]}); {_origin(upcast)[0]}."
+            f"{_origin(upcast)[1]} would make stored payloads read differently depending on "
+            "import order. Keep one of them."
         )
     _upcasters[key] = upcast
+
+
+def _origin(function: Callable[..., Any]) -> tuple[str, str]:
+    """Where a function was defined: the same module and name again is a re-run module (a
+    reload, a notebook cell, a dev server's reloader), which replaces its earlier self."""
+    return (
+        getattr(function, "__module__", None) or "?",
+        getattr(function, "__qualname__", None) or repr(function),
+    )
 
 
 def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:

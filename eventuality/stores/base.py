@@ -59,6 +59,9 @@ logger = logging.getLogger("eventuality")
 
 _PAGE_SIZE = 1000
 
+MAX_STREAM_ID_BYTES = 1024
+"""The longest stream id, in bytes of UTF-8, that every store takes (PostgreSQL's index caps it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StreamAppend:
@@ -187,14 +190,21 @@ def _requests(
         stream_id, expected = append.stream_id, append.expected_version
         if not isinstance(stream_id, str) or not stream_id:
             raise ValueError(f"stream id must be a non-empty str, not {stream_id!r}")
+        size = len(stream_id)
         if not stream_id.isascii():
             try:
-                stream_id.encode()
+                size = len(stream_id.encode())
             except UnicodeEncodeError:
                 raise ValueError(
                     f"stream id {stream_id!r} is not valid Unicode text (it holds a lone "
                     "surrogate) and cannot be stored; nothing was written"
                 ) from None
+        if size > MAX_STREAM_ID_BYTES:
+            raise ValueError(
+                f"stream id {stream_id[:40]!r}... is {size} bytes of UTF-8; stream ids may be at "
+                f"most {MAX_STREAM_ID_BYTES} bytes on every store. Nothing was written. Use a "
+                "shorter id (a hash of a long natural key, for example)."
+            )
         if stream_id in seen_streams:
             raise ValueError(f"stream {stream_id!r} appears twice in one commit; merge its events")
         seen_streams.add(stream_id)
@@ -389,8 +399,13 @@ class EventStore:
         :raises CheckpointConflict: the checkpoint is not at ``expected``.
         """
         self._check_open()
-        if not isinstance(position, int) or position < 0:
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
+        if position > _HIGHEST:
+            raise ValueError(
+                f"checkpoint position {position} is beyond any position a store assigns "
+                f"(at most {_HIGHEST}); nothing was written. Store a position read from an event."
+            )
         _refuse_inside_transaction("set a checkpoint")
         await self._backend.set_checkpoint(_checked_name(name), position, expected)
 
@@ -501,9 +516,10 @@ def _refuse_inside_transaction(what: str) -> None:
     if _inside_transaction.get():
         raise TransactionError(
             f"cannot {what} inside store.transaction() (a Projection's handler writes only its "
-            "read model, through tx): on SQLite the one writer is busy with that transaction. "
-            "To record events in reaction to events, use a Subscription, or dispatch a command "
-            "from an EventBus listener."
+            "read model, through tx): the write would not be part of that transaction, so it "
+            "could not be undone with it (and on SQLite it would wait for the one writer, which "
+            "the transaction holds). To record events in reaction to events, use a "
+            "Subscription, or dispatch a command from an EventBus listener."
         )
 
 

@@ -1,8 +1,10 @@
 """InMemoryEventStore: the whole store contract in process memory, for tests and prototypes.
 
 Rows are serialised exactly as the durable stores keep them, so a payload that would not survive
-SQLite or PostgreSQL fails here too. Every method runs without awaiting between its reads and
-writes, which makes each one atomic on the event loop without a lock.
+SQLite or PostgreSQL fails here too. Every operation first passes a cancellation point, where a
+real store would await its database, so tests on it see what production sees: timeouts fire,
+other tasks run, and concurrent writers to one stream conflict. After that point each runs
+without awaiting between its reads and writes, which makes it atomic on the event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ..errors import CheckpointConflict, ConcurrencyError, StoreError
 from .base import (
@@ -55,6 +58,7 @@ class MemoryBackend:
         """Nothing to release: the data (read models included) lives as long as the object."""
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        await checkpoint()
         settled: list[list[StoredEvent]] = []
         try:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):
@@ -102,6 +106,7 @@ class MemoryBackend:
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
+        await checkpoint()
         rows = self._streams.get(stream_id, [])
         stop = None if to_version is None else max(to_version, 0)
         return rows[max(from_version, 1) - 1 : stop]
@@ -109,6 +114,7 @@ class MemoryBackend:
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None
     ) -> list[StoredEvent]:
+        await checkpoint()
         start = max(after, 0)
         if types is None:
             return self._log[start : start + limit]
@@ -121,9 +127,11 @@ class MemoryBackend:
         return page
 
     async def stream_version(self, stream_id: str) -> int:
+        await checkpoint()
         return len(self._streams.get(stream_id, ()))
 
     async def last_position(self) -> int:
+        await checkpoint()
         return len(self._log)
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
@@ -141,15 +149,18 @@ class MemoryBackend:
         yield
 
     async def get_checkpoint(self, name: str) -> int | None:
+        await checkpoint()
         return self._checkpoints.get(name)
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        await checkpoint()
         actual = self._checkpoints.get(name)
         if actual != expected:
             raise CheckpointConflict(name, expected, actual)
         self._checkpoints[name] = position
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await checkpoint()
         self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
 
     def _read_model(self) -> sqlite3.Connection:
@@ -161,6 +172,7 @@ class MemoryBackend:
     async def transaction(self) -> AsyncIterator[BackendTransaction]:
         """A transaction on an in-memory SQLite database private to this store: read models
         there move with checkpoints exactly as they would in the SQLite store's file."""
+        await checkpoint()
         async with self._transaction_lock:
             db = self._read_model()
             db.execute("BEGIN")
@@ -177,12 +189,14 @@ class MemoryBackend:
             self._checkpoints.update(tx.checkpoints)
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        await checkpoint()
         if inside_transaction():
-            return _run(self._read_model(), sql, params)
+            return _query(self._read_model(), sql, params)
         async with self._transaction_lock:  # never read what an open transaction may undo
-            return _run(self._read_model(), sql, params)
+            return _query(self._read_model(), sql, params)
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        await checkpoint()
         by_version = self._snapshots.get(stream_id)
         if not by_version:
             return None
@@ -249,6 +263,23 @@ def _run(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[
         return [tuple(row) for row in db.execute(sql, params).fetchall()]
     except sqlite3.Error as exc:
         raise _sql_error(exc) from exc
+
+
+def _query(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with the read-model database read-only for the call, as ``query`` promises."""
+    db.execute("PRAGMA query_only = 1")
+    try:
+        return [tuple(row) for row in db.execute(sql, params).fetchall()]
+    except sqlite3.Error as exc:
+        if "readonly" in str(exc):
+            raise StoreError(
+                f"store.query() is read-only, and this statement writes: {sql.strip()[:80]!r}. "
+                "Nothing was written. Write read models from a Projection's handler (through "
+                "its tx) or inside `async with store.transaction() as tx:`."
+            ) from exc
+        raise _sql_error(exc) from exc
+    finally:
+        db.execute("PRAGMA query_only = 0")
 
 
 def _sql_error(exc: sqlite3.Error) -> StoreError:

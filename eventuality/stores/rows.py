@@ -8,16 +8,17 @@ the rules are written once and hold the same on every store.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError
-from ..messages import Event, _registry, event_class, json_safe, upcast_payload
+from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError, UnknownEventType
+from ..messages import Event, JsonMetadata, _registry, event_class, json_safe, upcast_payload
 
 __all__ = [
     "AppendRequest",
@@ -143,7 +144,7 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
     )
 
 
-_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(JsonMetadata)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -153,7 +154,7 @@ def _plain_json(value: object) -> bool:
     """A quick yes for values made only of JSON's own types (exactly); a no means: look closer."""
     kind = type(value)
     if kind in _SCALARS:
-        return True
+        return kind is not float or math.isfinite(value)  # type: ignore[arg-type]
     if kind is dict:
         return all(type(k) is str and _plain_json(v) for k, v in value.items())  # type: ignore[attr-defined]
     if kind is list:
@@ -182,12 +183,19 @@ def to_row(
                 f"Convert the value, for example str(uuid), before recording. {exc}"
             ) from None
     event = json_safe(event)
+    try:
+        data = cls.__pydantic_serializer__.to_json(event, include=cls.__payload_include__)
+    except PydanticSerializationError as exc:
+        raise ValueError(
+            f"{cls.__name__} {event.event_id} cannot be stored: its payload does not serialise "
+            f"to JSON ({exc}); nothing was written. Give the field a JSON-able type."
+        ) from None
     return StoredEvent(
         stream_id=stream_id,
         version=event.aggregate_version or 0,
         event_type=cls.event_type,
         schema_version=cls.__event_version__,
-        data=cls.__pydantic_serializer__.to_json(event, include=cls.__payload_include__).decode(),
+        data=data.decode(),
         metadata=_metadata_json(event, extra),
         event_id=str(event.event_id),
         aggregate_id=event.aggregate_id,
@@ -204,26 +212,50 @@ def _metadata_json(event: Event, extra: tuple[dict[str, Any], str] | None) -> st
 
 
 def from_row(row: StoredEvent) -> Event:
-    """Rebuild the event a row holds, as an instance of its registered class."""
-    cls = _registry.get(row.event_type) or event_class(row.event_type)
-    fields: dict[str, Any] = from_json(row.data)
-    if row.schema_version != cls.__event_version__:
-        if row.schema_version > cls.__event_version__:
-            raise EventSchemaError(
-                row.event_type,
-                f"it was written at version {row.schema_version} by newer code; this class is at "
-                f"version {cls.__event_version__}",
-            )
-        fields = upcast_payload(cls, row.schema_version, fields)
-    fields["event_id"] = row.event_id
-    fields["aggregate_id"] = row.aggregate_id
-    fields["aggregate_version"] = row.version
-    fields["position"] = row.position
-    fields["occurred_at"] = row.occurred_at
-    fields["metadata"] = from_json(row.metadata)
+    """Rebuild the event a row holds, as an instance of its registered class.
+
+    :raises UnknownEventType: no class is registered under the row's type.
+    :raises EventSchemaError: the row does not fit its class (or is damaged).
+    Both name the row's stream and position.
+    """
+    cls = _registry.get(row.event_type)
     try:
+        if cls is None:
+            cls = event_class(row.event_type)
+        fields: dict[str, Any] = from_json(row.data)
+        if type(fields) is not dict:
+            raise ValueError(f"the stored payload is {type(fields).__name__}, not a JSON object")
+        if row.schema_version != cls.__event_version__:
+            if row.schema_version > cls.__event_version__:
+                raise EventSchemaError(
+                    row.event_type,
+                    f"it was written at version {row.schema_version} by newer code; this class "
+                    f"is at version {cls.__event_version__}",
+                )
+            fields = upcast_payload(cls, row.schema_version, fields)
+        fields["event_id"] = row.event_id
+        fields["aggregate_id"] = row.aggregate_id
+        fields["aggregate_version"] = row.version
+        fields["position"] = row.position
+        fields["occurred_at"] = row.occurred_at
+        fields["metadata"] = from_json(row.metadata)
         event: Event = cls.__pydantic_validator__.validate_python(fields)
+    except UnknownEventType as exc:
+        raise UnknownEventType(
+            exc.event_type, stream_id=row.stream_id, position=row.position or None
+        ) from None
+    except EventSchemaError as exc:
+        raise EventSchemaError(
+            exc.event_type, exc.detail, stream_id=row.stream_id, position=row.position or None
+        ) from exc.__cause__
     except ValidationError as exc:
         detail = f"its payload does not fit the class: {exc}"
-        raise EventSchemaError(row.event_type, detail) from exc
+        raise EventSchemaError(
+            row.event_type, detail, stream_id=row.stream_id, position=row.position or None
+        ) from exc
+    except ValueError as exc:
+        detail = f"the stored row is damaged ({exc}); restore it from a backup"
+        raise EventSchemaError(
+            row.event_type, detail, stream_id=row.stream_id, position=row.position or None
+        ) from exc
     return event
