@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import inspect
 import logging
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing, asynccontextmanager
+from typing import Any, Literal
 
 import anyio
-from anyio.abc import TaskGroup
 
-from .errors import CheckpointConflict, SubscriptionTimeout
+from ._progress import (
+    TRANSIENT_ERRORS,
+    SubscriptionStatistics,
+    progress_of,
+    retry_delay,
+    wait_for_subscriptions,
+)
+from ._runner import SubscriptionRunner
+from .errors import CheckpointConflict, UnknownEventType
 from .messages import Event
-from .stores.base import POLL_MAX, POLL_START, EventStore, Transaction
+from .stores.base import EventStore, Transaction
 
 __all__ = [
     "Projection",
@@ -37,64 +41,10 @@ logger = logging.getLogger("eventuality")
 
 Handler = Callable[[Any], Awaitable[None] | None]
 ProjectionHandler = Callable[[Any, Transaction], Awaitable[None]]
+SetUp = Callable[[Transaction], Awaitable[None]]
+OnUnknown = Literal["stop", "skip"]
 
 _IDLE_WAIT = 30.0
-
-
-class _StoreState:
-    """Per store, in this process: one lock per subscription name, and handled positions."""
-
-    def __init__(self) -> None:
-        self.locks: dict[str, anyio.Lock] = {}
-        self.progress: dict[str, int] = {}
-        self.failures: dict[str, BaseException] = {}
-        self.changed: anyio.Event | None = None
-
-    def lock(self, name: str) -> anyio.Lock:
-        if name not in self.locks:
-            self.locks[name] = anyio.Lock()
-        return self.locks[name]
-
-    def report(self, name: str, position: int) -> None:
-        self.progress[name] = position
-        self.failures.pop(name, None)
-        self._wake()
-
-    def fail(self, name: str, error: BaseException) -> None:
-        self.failures[name] = error
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.changed is not None:
-            self.changed.set()
-            self.changed = None
-
-    def wait_event(self) -> anyio.Event:
-        if self.changed is None:
-            self.changed = anyio.Event()
-        return self.changed
-
-
-_states: weakref.WeakKeyDictionary[EventStore, _StoreState] = weakref.WeakKeyDictionary()
-
-
-def _state(store: EventStore) -> _StoreState:
-    state = _states.get(store)
-    if state is None:
-        state = _states[store] = _StoreState()
-    return state
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionStatistics:
-    """A snapshot of a subscription's progress, for debugging and health checks."""
-
-    name: str
-    position: int
-    checkpoint: int | None
-    handled: int
-    running: bool
-    error: BaseException | None
 
 
 class Subscription:
@@ -103,6 +53,9 @@ class Subscription:
     :param event_types: only these (classes, with subclasses, or type names); ``None``: all.
     :param checkpoint_every: write the checkpoint after this many handled events (and always
         when caught up, stopped, cancelled or failed). 1 writes after every event.
+    :param on_unknown: what to do with a stored event whose type has no class in this process:
+        ``"stop"`` (the default) raises :class:`~eventuality.UnknownEventType`, naming its
+        stream and position; ``"skip"`` logs a warning and moves the checkpoint past it.
     """
 
     def __init__(
@@ -113,6 +66,7 @@ class Subscription:
         *,
         event_types: Iterable[type[Event] | str] | None = None,
         checkpoint_every: int = 100,
+        on_unknown: OnUnknown = "stop",
     ) -> None:
         if not isinstance(name, str) or not name or "\x00" in name:
             raise ValueError(f"a subscription needs a non-empty name without NUL, not {name!r}")
@@ -120,16 +74,20 @@ class Subscription:
             raise TypeError(f"handler must be callable, not {handler!r}")
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
+        if on_unknown not in ("stop", "skip"):
+            raise ValueError(f"on_unknown must be 'stop' or 'skip', not {on_unknown!r}")
         self.store = store
         self.name = name
         self.handler = handler
         self.event_types = None if event_types is None else list(event_types)
         self.checkpoint_every = checkpoint_every
+        self.on_unknown = on_unknown
         self._checkpoint: int | None = None
         self._position = 0
         self._handled = 0
         self._running = False
         self._error: BaseException | None = None
+        progress_of(store).known.add(name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, position={self._position})"
@@ -149,34 +107,73 @@ class Subscription:
             error=self._error,
         )
 
+    async def set_up(self) -> None:
+        """Prepare what the subscription needs before its first event (a Projection's tables).
+        Nothing for a plain subscription."""
+
     async def catch_up(self) -> int:
         """Handle every event after the checkpoint up to the current end; return how many."""
-        async with self._exclusive():
+        await self.set_up()
+        async with self._exclusive(retrying=False):
             return await self._pass()
 
     async def run(self) -> None:
-        """Catch up, then follow new events as they are appended, until cancelled."""
-        async with self._exclusive():
-            while True:
-                await self._pass()
-                await self.store.wait_appended(self._position, _IDLE_WAIT)
+        """Catch up, then follow new events as they are appended, until cancelled.
+
+        A transient store failure (:class:`~eventuality.StoreConnectionError`,
+        :class:`~eventuality.StoreBusyError`, or :class:`~eventuality.SubscriptionLocked`: the
+        cross-process hold was lost) is logged as a warning; it waits, 0.1 s doubling to 5 s,
+        and resumes from the stored checkpoint, taking the hold again. Any other error,
+        a handler's first of all, stops it.
+        """
+        attempt = 0
+        while True:
+            try:
+                await self.set_up()
+                async with self._exclusive(retrying=True):
+                    while True:
+                        await self._pass()
+                        attempt = 0
+                        await self.store.wait_appended(self._position, _IDLE_WAIT)
+            except TRANSIENT_ERRORS as exc:
+                attempt += 1
+                delay = retry_delay(attempt)
+                logger.warning(
+                    "subscription %r: %s: %s; resuming from its checkpoint in %.2f s (retry %d)",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    attempt,
+                )
+                await anyio.sleep(delay)
 
     @asynccontextmanager
-    async def _exclusive(self) -> AsyncIterator[None]:
-        """Hold the name in this process and start from the stored checkpoint."""
-        state = _state(self.store)
+    async def _exclusive(self, *, retrying: bool) -> AsyncIterator[None]:
+        """Hold the name in this process and start from the stored checkpoint, storing one at
+        0 if there is none (so that waits in other processes know the name)."""
+        state = progress_of(self.store)
         try:
             async with state.lock(self.name), self.store.hold_name(self.name):
-                self._checkpoint = await self.store.get_checkpoint(self.name)
-                self._position = self._checkpoint or 0
+                checkpoint = await self.store.get_checkpoint(self.name)
+                if checkpoint is None:
+                    try:
+                        await self.store.set_checkpoint(self.name, 0, expected=None)
+                        checkpoint = 0
+                    except CheckpointConflict as exc:  # another instance stored it first
+                        checkpoint = exc.actual
+                self._checkpoint = checkpoint
+                self._position = checkpoint or 0
                 self._running, self._error = True, None
+                state.start(self.name)
                 try:
                     yield
                 finally:
                     self._running = False
         except Exception as exc:
             self._error = exc
-            state.fail(self.name, exc)
+            if not (retrying and isinstance(exc, TRANSIENT_ERRORS)):
+                state.fail(self.name, exc)
             raise
 
     async def _pass(self) -> int:
@@ -187,34 +184,69 @@ class Subscription:
             await self._advance(horizon)
         return handled
 
+    async def _events(self) -> AsyncGenerator[Event | int]:
+        """The log after the position: events, and (``on_unknown="skip"``) the positions of
+        events whose type has no class, ``0`` where the store did not say."""
+        events = self.store.read_all(from_position=self._position, event_types=self.event_types)
+        while True:
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except UnknownEventType as exc:
+                if self.on_unknown == "stop":
+                    raise
+                stream, position = getattr(exc, "stream_id", None), getattr(exc, "position", None)
+                logger.warning(
+                    "subscription %r skipped a stored %r event (stream %r, position %s): no "
+                    "class has that type in this process (on_unknown='skip')",
+                    self.name,
+                    exc.event_type,
+                    stream,
+                    position,
+                )
+                yield position or 0
+                continue
+            yield event
+
     async def _handle_until_end(self) -> int:
         handled = unsaved = 0
-        state = _state(self.store)
+        state = progress_of(self.store)
         try:
-            async for event in self.store.read_all(
-                from_position=self._position, event_types=self.event_types
-            ):
-                result = self.handler(event)
-                if inspect.isawaitable(result):
-                    await result
-                self._position = event.position or self._position
-                handled += 1
-                self._handled += 1
-                state.report(self.name, self._position)
-                unsaved += 1
-                if unsaved >= self.checkpoint_every:
-                    await self._save()
-                    unsaved = 0
-        finally:
+            async with aclosing(self._events()) as events:
+                async for event in events:
+                    if isinstance(event, int):
+                        self._position = max(self._position, event)
+                    else:
+                        result = self.handler(event)
+                        if inspect.isawaitable(result):
+                            await result
+                        self._position = event.position or self._position
+                        handled += 1
+                        self._handled += 1
+                    state.report(self.name, self._position)
+                    unsaved += 1
+                    if unsaved >= self.checkpoint_every:
+                        await self._save()
+                        unsaved = 0
+        except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._save()
+                try:
+                    await self._save()
+                except Exception as exc:  # the error on its way out says more
+                    logger.warning(
+                        "subscription %r could not save its checkpoint: %r", self.name, exc
+                    )
+            raise
+        with anyio.CancelScope(shield=True):
+            await self._save()
         return handled
 
     async def _advance(self, position: int) -> None:
         """Move past events the type filter left out, up to ``position``."""
         self._position = position
         await self._save()
-        _state(self.store).report(self.name, position)
+        progress_of(self.store).report(self.name, position)
 
     async def _save(self) -> None:
         if self._position == (self._checkpoint or 0):
@@ -237,6 +269,10 @@ class Projection(Subscription):
     checkpoint together, and the events come again. Events are committed ``batch_size`` at a
     time; while a batch is open, appends in this process wait (SQLite has one writer).
     A failing handler undoes only its own event; the ones before it in the batch commit.
+
+    :param setup: ``async setup(tx)`` creates what the read model needs (``CREATE TABLE IF NOT
+        EXISTS ...``) in a transaction of its own, before the first pass in this process and
+        when :class:`SubscriptionRunner` starts. It runs at every start, so make it idempotent.
     """
 
     def __init__(
@@ -247,23 +283,42 @@ class Projection(Subscription):
         *,
         event_types: Iterable[type[Event] | str] | None = None,
         batch_size: int = 100,
+        setup: SetUp | None = None,
+        on_unknown: OnUnknown = "stop",
     ) -> None:
-        super().__init__(store, name, _never, event_types=event_types)
+        super().__init__(store, name, _never, event_types=event_types, on_unknown=on_unknown)
         self.project = handler
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if setup is not None and not callable(setup):
+            raise TypeError(f"setup must be an async function of a transaction, not {setup!r}")
         self.batch_size = batch_size
+        self.setup = setup
+        self._set_up_done = False
+
+    async def set_up(self) -> None:
+        """Run ``setup`` in a transaction of its own, once per instance: the read model's
+        tables exist when this returns. ``catch_up()``, ``run()`` and the runner call it."""
+        if self.setup is None or self._set_up_done:
+            return
+        async with self.store.transaction() as tx:
+            await self.setup(tx)
+        self._set_up_done = True
 
     async def _handle_until_end(self) -> int:
         handled = 0
-        batch: list[Event] = []
-        async for event in self.store.read_all(
-            from_position=self._position, event_types=self.event_types
-        ):
-            batch.append(event)
-            if len(batch) >= self.batch_size:
-                handled += await self._commit(batch)
-                batch = []
+        batch: list[Event | int] = []
+        try:
+            async with aclosing(self._events()) as events:
+                async for event in events:
+                    batch.append(event)
+                    if len(batch) >= self.batch_size:
+                        handled += await self._commit(batch)
+                        batch = []
+        except UnknownEventType:
+            if batch:  # the checkpoint stops just before the event it cannot read
+                await self._commit(batch)
+            raise
         if batch:
             handled += await self._commit(batch)
         return handled
@@ -271,9 +326,9 @@ class Projection(Subscription):
     async def _advance(self, position: int) -> None:
         await self._commit([], advance_to=position)
 
-    async def _commit(self, batch: list[Event], advance_to: int = 0) -> int:
-        """Handle ``batch`` and move the checkpoint in one transaction; raise the first failure
-        after committing the events before it."""
+    async def _commit(self, batch: list[Event | int], advance_to: int = 0) -> int:
+        """Handle ``batch`` (events, and positions of skipped ones) and move the checkpoint in
+        one transaction; raise the first failure after committing the events before it."""
         failure: Exception | None = None
         handled = 0
         position = self._position
@@ -282,6 +337,9 @@ class Projection(Subscription):
             if stored != self._checkpoint:
                 raise CheckpointConflict(self.name, self._checkpoint, stored)
             for event in batch:
+                if isinstance(event, int):
+                    position = max(position, event)
+                    continue
                 try:
                     async with tx.savepoint():
                         await self.project(event, tx)
@@ -299,7 +357,7 @@ class Projection(Subscription):
             self._checkpoint = position
         self._position = position
         self._handled += handled
-        _state(self.store).report(self.name, position)
+        progress_of(self.store).report(self.name, position)
         if failure is not None:
             raise failure
         return handled
@@ -310,80 +368,3 @@ class Projection(Subscription):
 
 def _never(event: Event) -> None:
     raise AssertionError("a Projection calls its handler with a transaction")
-
-
-class SubscriptionRunner:
-    """Runs subscriptions in the background while the ``async with`` block lasts.
-
-    A subscription that fails is logged and left stopped (the others go on); its error is in
-    :meth:`statistics` and makes read-your-writes waits on it fail at once. Leaving the block
-    cancels them all and waits until each has saved its checkpoint. Suits an application's
-    lifespan (FastAPI: ``async with SubscriptionRunner(a, b): yield``).
-    """
-
-    def __init__(self, *subscriptions: Subscription) -> None:
-        names = [s.name for s in subscriptions]
-        if len(set(names)) != len(names):
-            raise ValueError(f"subscription names must be unique in one runner: {names}")
-        self.subscriptions = subscriptions
-        self._group: TaskGroup | None = None
-
-    async def __aenter__(self) -> Self:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
-        for subscription in self.subscriptions:
-            group.start_soon(self._run, subscription, name=f"subscription {subscription.name}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        assert self._group is not None
-        group, self._group = self._group, None
-        group.cancel_scope.cancel()
-        return await group.__aexit__(exc_type, exc, tb)
-
-    async def _run(self, subscription: Subscription) -> None:
-        try:
-            await subscription.run()
-        except Exception:
-            logger.exception("subscription %r stopped on an error", subscription.name)
-
-    def statistics(self) -> list[SubscriptionStatistics]:
-        return [s.statistics() for s in self.subscriptions]
-
-
-async def wait_for_subscriptions(
-    store: EventStore, names: Iterable[str], position: int, *, timeout: float = 10.0
-) -> None:
-    """Wait until each named subscription has handled everything up to ``position``.
-
-    Subscriptions in this process report as they go; those in other processes are seen through
-    their stored checkpoints, polled with backoff.
-
-    :raises SubscriptionTimeout: one had not got there within ``timeout`` seconds, or it failed.
-    """
-    state = _state(store)
-    deadline = anyio.current_time() + timeout
-    for name in names:
-        interval = POLL_START
-        while True:
-            if state.progress.get(name, 0) >= position:
-                break
-            failure = state.failures.get(name)
-            if failure is not None:
-                raise SubscriptionTimeout(name, position, state.progress.get(name), failed=True)
-            checkpoint = await store.get_checkpoint(name)
-            if checkpoint is not None and checkpoint >= position:
-                break
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                raise SubscriptionTimeout(name, position, checkpoint, timeout=timeout)
-            changed = state.wait_event()
-            with anyio.move_on_after(min(interval, remaining)):
-                await changed.wait()
-            interval = min(interval * 2, POLL_MAX)
