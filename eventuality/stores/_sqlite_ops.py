@@ -64,7 +64,30 @@ _MAX_PARAMS = 900
 Row = tuple[str, int, str, int, str, str, str, str | None, str, int]
 
 
+class DamagedRow(Exception):
+    """A stored event whose ``occurred_at`` is not an ISO 8601 time; the store names it."""
+
+    def __init__(self, stream_id: str, version: int, position: int, value: object) -> None:
+        super().__init__(stream_id, version, position, value)
+        self.stream_id = stream_id
+        self.version = version
+        self.position = position
+        self.value = value
+
+
+class WriteRefused(Exception):
+    """A ``store.query()`` statement that would write (or open a transaction); nothing was."""
+
+    def __init__(self, sql: str) -> None:
+        super().__init__(sql)
+        self.sql = sql
+
+
 def _stored(row: Row) -> StoredEvent:
+    try:
+        occurred_at = datetime.fromisoformat(row[8])
+    except (TypeError, ValueError):
+        raise DamagedRow(row[0], row[1], row[9], row[8]) from None
     return StoredEvent(
         row[0],
         row[1],
@@ -74,7 +97,7 @@ def _stored(row: Row) -> StoredEvent:
         row[5],
         row[6],
         row[7],
-        datetime.fromisoformat(row[8]),
+        occurred_at,
         row[9],
     )
 
@@ -365,6 +388,32 @@ def executemany(db: sqlite3.Connection, sql: str, rows: list[Sequence[object]]) 
 
 def fetchall(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in db.execute(sql, params).fetchall()]
+
+
+def read_only_query(
+    db: sqlite3.Connection, sql: str, params: Sequence[object]
+) -> list[tuple[Any, ...]]:
+    """``store.query()``: run ``sql`` with writes refused (``PRAGMA query_only``), then put the
+    connection back as it was, so ``:memory:``'s writer connection and a file's reader
+    connections both stay read-only for it. A statement that opens or ends a transaction
+    (``BEGIN``) is undone and refused too: it would leave the connection in a stale snapshot."""
+    was_query_only = db.execute("PRAGMA query_only").fetchone()[0]
+    was_in_transaction = db.in_transaction
+    db.execute("PRAGMA query_only = 1")
+    try:
+        try:
+            rows = fetchall(db, sql, params)
+        except sqlite3.Error as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY:
+                raise WriteRefused(sql) from exc
+            raise
+        if db.in_transaction != was_in_transaction:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise WriteRefused(sql)
+        return rows
+    finally:
+        db.execute(f"PRAGMA query_only = {int(was_query_only)}")
 
 
 def fetchone(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:

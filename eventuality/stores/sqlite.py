@@ -22,16 +22,23 @@ conflict in one never fails the others, and many concurrent commits pay one fsyn
 **Several processes** on one file serialise their writes through SQLite's lock
 (``BEGIN IMMEDIATE``); a busy database is waited on for ``busy_timeout`` seconds, then
 :class:`~eventuality.StoreBusyError` says so. ``synchronous="NORMAL"`` (the default, with WAL)
-survives a killed process; ``"FULL"`` also survives power loss, at an fsync per commit.
+survives a killed process; ``"FULL"`` also survives power loss, at an fsync per commit. A
+subscription name is held by one process at a time through a lock file next to the database
+(``<database>-locks/``; released by the OS when its holder dies), and every write first checks
+that the path still names the file opened (one ``stat``): see ``_sqlite_files``.
+
+**Read-only queries.** ``store.query()`` runs with ``PRAGMA query_only`` on, ``:memory:`` (whose
+reads share the writer connection) included: a write through it raises ``StoreError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
@@ -39,8 +46,11 @@ import aiosqlite
 import anyio
 import anyio.lowlevel
 
-from ..errors import StoreBusyError, StoreClosedError, StoreError
+from ..errors import StoreClosedError, StoreError
+from . import _sqlite_files as files
 from . import _sqlite_ops as ops
+from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_transaction import SQLiteTransaction
 from .base import (
     AppendRequest,
     Backend,
@@ -60,6 +70,7 @@ T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 _INLINE_ROWS = 256
+_QUERY = "run a query"
 
 
 class _Waiter:
@@ -82,6 +93,8 @@ class SQLiteBackend:
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout: float, readers: int) -> None:
         self.path = path
+        self._absolute = path if self.in_memory else os.path.abspath(path)
+        self._identity: files.FileIdentity | None = None
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self._reader_count = readers
@@ -102,13 +115,14 @@ class SQLiteBackend:
         self._writer = await self._connect(writer=True)
         try:
             await self._call(self._writer, "create the schema", ops.create_schema)
+            if not self.in_memory:
+                self._identity = files.identify_opened(self._absolute)
             if self.in_memory:
                 self._readers = [self._writer]
             else:
                 for _ in range(self._reader_count):
                     self._readers.append(await self._connect(writer=False))
-                self._inline = sqlite3.connect(self.path, isolation_level=None, timeout=0)
-                self._inline.execute("PRAGMA query_only = 1")
+                self._inline = self._connect_inline()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.close()
@@ -129,14 +143,34 @@ class SQLiteBackend:
                     await connection.close()
 
     async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+        """A configured connection; if configuring fails it is closed (its thread with it)."""
         try:
             connection = await aiosqlite.connect(
                 self.path, isolation_level=None, timeout=self.busy_timeout
             )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
-        await self._call(connection, "configure the connection", self._configure, writer)
+        except MAPPED as exc:
+            raise self._map(exc, "open the database") from exc
+        try:
+            await self._call(connection, "configure the connection", self._configure, writer)
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await connection.close()
+            raise
         return connection
+
+    def _connect_inline(self) -> sqlite3.Connection:
+        try:
+            inline = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        except MAPPED as exc:
+            raise self._map(exc, "open the database") from exc
+        try:
+            inline.execute("PRAGMA query_only = 1")
+        except BaseException as exc:
+            inline.close()
+            if isinstance(exc, MAPPED):
+                raise self._map(exc, "configure the connection") from exc
+            raise
+        return inline
 
     def _configure(self, db: sqlite3.Connection, writer: bool) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -160,19 +194,25 @@ class SQLiteBackend:
             result: T = await connection._execute(  # type: ignore[no-untyped-call]
                 function, connection._conn, *args
             )
-        except sqlite3.Error as exc:
+        except MAPPED as exc:
             raise self._map(exc, what) from exc
         return result
 
-    def _map(self, exc: sqlite3.Error, what: str) -> StoreError:
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-            return StoreBusyError(
-                f"could not {what}: SQLite database {self.path!r} stayed locked by another "
-                f"connection for {self.busy_timeout:g} s ({text}). Another process holds a long "
-                "write transaction: retry later, or open the store with a larger busy_timeout."
-            )
-        return StoreError(f"could not {what} in SQLite database {self.path!r}: {text}")
+    async def _write(self, what: str, function: Callable[..., T], *args: Any) -> T:
+        """Run a write on the writer's thread, refused if the path no longer names our file."""
+        return await self._call(
+            self._writer_connection(), what, self._checked, what, function, *args
+        )
+
+    def _checked(
+        self, db: sqlite3.Connection, what: str, function: Callable[..., T], *args: Any
+    ) -> T:
+        if self._identity is not None:
+            files.check_same_file(self._absolute, self._identity, what)
+        return function(db, *args)
+
+    def _map(self, exc: BaseException, what: str) -> StoreError:
+        return map_error(exc, what, path=self.path, busy_timeout=self.busy_timeout)
 
     def _writer_connection(self) -> aiosqlite.Connection:
         if self._writer is None:
@@ -203,7 +243,7 @@ class SQLiteBackend:
             await self._lead(waiter)
         job = waiter.job
         if job.error is not None:
-            if isinstance(job.error, sqlite3.Error):
+            if isinstance(job.error, MAPPED):
                 raise self._map(job.error, "append") from job.error
             raise job.error
         return job.result
@@ -215,12 +255,7 @@ class SQLiteBackend:
                 with anyio.CancelScope(shield=True):
                     batch, self._queue = self._queue, []
                     try:
-                        await self._call(
-                            self._writer_connection(),
-                            "append",
-                            ops.append_group,
-                            [w.job for w in batch],
-                        )
+                        await self._write("append", ops.append_group, [w.job for w in batch])
                     except BaseException as exc:
                         for w in batch:
                             w.job.result, w.job.error = [], exc
@@ -260,7 +295,7 @@ class SQLiteBackend:
                 result = function(inline, *args)
             except sqlite3.OperationalError:
                 pass  # busy (or worse): a reader thread waits for it, or reports it
-            except sqlite3.Error as exc:
+            except MAPPED as exc:
                 raise self._map(exc, what) from exc
             else:
                 await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
@@ -306,27 +341,23 @@ class SQLiteBackend:
 
     @asynccontextmanager
     async def hold_name(self, name: str) -> AsyncIterator[None]:
-        yield
+        """A lock file per name (``_sqlite_files``); ``:memory:`` is one process: nothing."""
+        if self.in_memory:
+            yield
+            return
+        async with files.subscription_lock(self._absolute, name):
+            yield
 
     async def get_checkpoint(self, name: str) -> int | None:
         return await self._read("read a checkpoint", ops.get_checkpoint, name)
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
         async with self._writer_lock:
-            await self._call(
-                self._writer_connection(),
-                "set a checkpoint",
-                ops.set_checkpoint,
-                name,
-                position,
-                expected,
-            )
+            await self._write("set a checkpoint", ops.set_checkpoint, name, position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         async with self._writer_lock:
-            await self._call(
-                self._writer_connection(), "save a snapshot", ops.save_snapshot, snapshot
-            )
+            await self._write("save a snapshot", ops.save_snapshot, snapshot)
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
         return await self._read("load a snapshot", ops.load_snapshot, stream_id, max_version)
@@ -338,15 +369,17 @@ class SQLiteBackend:
         async with self._writer_lock:
             connection = self._writer_connection()
             try:
-                await self._call(connection, "begin a transaction", ops.begin)
-                yield _SQLiteTransaction(self, connection)
+                await self._write("begin a transaction", ops.begin)
+                yield SQLiteTransaction(
+                    functools.partial(self._call, connection, "run a transaction")
+                )
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._call(connection, "roll back", ops.rollback)
                 raise
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._call(connection, "commit", ops.commit)
+                    await self._write("commit", ops.commit)
                 except BaseException:
                     await self._call(connection, "roll back", ops.rollback)
                     raise
@@ -356,53 +389,8 @@ class SQLiteBackend:
             # ":memory:" reads on the writer: wait for an open transaction rather than read
             # what it has not committed.
             async with self._writer_lock:
-                return await self._call(self._reader(), "run a query", ops.fetchall, sql, params)
-        return await self._call(self._reader(), "run a query", ops.fetchall, sql, params)
-
-
-class _SQLiteTransaction:
-    """A write transaction on the writer connection; each statement is one thread round trip."""
-
-    paramstyle = "qmark"
-
-    def __init__(self, backend: SQLiteBackend, connection: aiosqlite.Connection) -> None:
-        self._backend = backend
-        self._connection = connection
-        self._savepoints = itertools.count()
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await self._backend._call(self._connection, "run a transaction", function, *args)
-
-    async def execute(self, sql: str, *params: Any) -> None:
-        await self._run(ops.execute, sql, params)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._run(ops.executemany, sql, [tuple(row) for row in rows])
-
-    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        return await self._run(ops.fetchall, sql, params)
-
-    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        return await self._run(ops.fetchone, sql, params)
-
-    async def get_checkpoint(self, name: str) -> int | None:
-        return await self._run(ops.get_checkpoint, name)
-
-    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        await self._run(ops.check_and_set_checkpoint, name, position, expected)
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        name = f"eventuality_{next(self._savepoints)}"
-        await self.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.execute(f"ROLLBACK TO {name}")
-                await self.execute(f"RELEASE {name}")
-            raise
-        await self.execute(f"RELEASE {name}")
+                return await self._call(self._reader(), _QUERY, ops.read_only_query, sql, params)
+        return await self._call(self._reader(), _QUERY, ops.read_only_query, sql, params)
 
 
 class SQLiteEventStore(EventStore):
