@@ -26,6 +26,8 @@ from eventuality import (
     SubscriptionTimeout,
     Transaction,
     TransactionError,
+    UnknownSubscription,
+    wait_for_subscriptions,
 )
 from tests.domain import CreateTodo, Todo, TodoCreated, TodoRenamed
 
@@ -286,7 +288,7 @@ async def test_a_cancelled_projection_batch_leaves_neither_read_model_nor_checkp
         tg.cancel_scope.cancel()
 
     assert await store.query("SELECT count(*) FROM todo_list") == [(0,)]
-    assert await store.get_checkpoint("list") is None
+    assert await store.get_checkpoint("list") == 0
     assert await Projection(store, "list", _project).catch_up() == 8
 
 
@@ -407,6 +409,25 @@ async def test_waiting_for_a_failed_subscription_raises_at_once(store: EventStor
     assert await store.stream_version("Todo-x") == 1
 
 
+async def test_a_wait_on_a_failed_subscription_carries_the_error_that_stopped_it(
+    store: EventStore,
+) -> None:
+    stored = _positions(await _fill(store, 2))
+
+    async def meddle(event: Event) -> None:  # a second instance moves the checkpoint
+        if event.position == stored[0]:
+            await store.set_checkpoint("meddled", stored[-1], expected=0)
+
+    async with SubscriptionRunner(Subscription(store, "meddled", meddle, checkpoint_every=1)):
+        with anyio.fail_after(5), pytest.raises(SubscriptionTimeout) as caught:
+            await wait_for_subscriptions(store, ["meddled"], stored[-1] + 1, timeout=60)
+
+    assert isinstance(caught.value.error, CheckpointConflict)
+    assert caught.value.__cause__ is caught.value.error
+    assert "CheckpointConflict" in str(caught.value)
+    assert str(caught.value.error) in str(caught.value)
+
+
 async def test_waiting_for_a_subscription_nobody_runs_times_out_with_a_clear_error(
     store: EventStore,
 ) -> None:
@@ -417,13 +438,46 @@ async def test_waiting_for_a_subscription_nobody_runs_times_out_with_a_clear_err
     async def create(command: CreateTodo) -> None:
         await todos.add(id=command.id, description=command.description)
 
-    with pytest.raises(SubscriptionTimeout, match="'nobody'") as caught:
+    Subscription(store, "idle", Recorder())  # made here, never run
+
+    with pytest.raises(SubscriptionTimeout, match="'idle'") as caught:
         await flow.dispatch(
-            CreateTodo(id="y", description="y"), wait_for=["nobody"], wait_timeout=0.1
+            CreateTodo(id="y", description="y"), wait_for=["idle"], wait_timeout=0.1
         )
 
     assert caught.value.position == await store.last_position()
     assert isinstance(caught.value, TimeoutError)
+
+
+async def test_waiting_for_a_misspelt_subscription_raises_unknown_subscription_at_once(
+    store: EventStore,
+) -> None:
+    flow = Flow(store=store)
+    todos = Repository(Todo, store)
+
+    @flow.handles(CreateTodo)
+    async def create(command: CreateTodo) -> None:
+        await todos.add(id=command.id, description=command.description)
+
+    async with SubscriptionRunner(Subscription(store, "read-model", Recorder())):
+        with anyio.fail_after(5), pytest.raises(UnknownSubscription) as caught:
+            await flow.dispatch(
+                CreateTodo(id="y", description="y"), wait_for=["read_model"], wait_timeout=60
+            )
+
+    assert caught.value.name == "read_model"
+    assert caught.value.known == ["read-model"]
+    assert await store.stream_version("Todo-y") == 1
+
+
+async def test_a_subscription_stores_its_checkpoint_when_it_starts_on_an_empty_log(
+    store: EventStore,
+) -> None:
+    await Subscription(store, "fresh", Recorder()).catch_up()
+
+    checkpoint = await store.get_checkpoint("fresh")
+
+    assert checkpoint == 0
 
 
 async def test_a_checkpoint_written_by_another_process_satisfies_a_wait(store: EventStore) -> None:
@@ -434,10 +488,12 @@ async def test_a_checkpoint_written_by_another_process_satisfies_a_wait(store: E
     async def create(command: CreateTodo) -> None:
         await todos.add(id=command.id, description=command.description)
 
+    await store.set_checkpoint("remote", 0, expected=None)  # as a remote subscription does
+
     async def elsewhere() -> None:
         while (position := await store.last_position()) == 0:
             await anyio.sleep(0.01)
-        await store.set_checkpoint("remote", position, expected=None)
+        await store.set_checkpoint("remote", position, expected=0)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(elsewhere)
@@ -515,7 +571,7 @@ async def test_appending_inside_a_projection_handler_is_refused_clearly(store: E
 
     assert caught.group_contains(TransactionError)
     assert await store.stream_version("echo") == 0
-    assert await store.get_checkpoint("echo") is None
+    assert await store.get_checkpoint("echo") == 0
 
 
 async def test_a_query_never_sees_what_an_open_transaction_has_not_committed(
