@@ -15,10 +15,13 @@ import pytest
 
 from eventuality import (
     ConcurrencyError,
+    Event,
+    Projection,
     SchemaVersionError,
     SQLiteEventStore,
     StoreBusyError,
     StreamAppend,
+    Transaction,
 )
 from tests.domain import TodoCreated, TodoRenamed
 
@@ -215,3 +218,100 @@ async def test_breaking_out_of_read_all_does_not_leak_connections_or_descriptors
 
     assert fds_after <= fds_before
     assert threads_after <= threads_before
+
+
+def _read_until(child: subprocess.Popen[str], wanted: str) -> list[str]:
+    """Lines the child prints up to and including ``wanted``; fails if it exits first."""
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line.strip())
+        if lines[-1] == wanted:
+            return lines
+    raise AssertionError(f"child exited before printing {wanted!r}: {child.communicate()[1]}")
+
+
+async def _seen_table(path: Path) -> None:
+    async with SQLiteEventStore(path) as store, store.transaction() as tx:
+        await tx.execute("CREATE TABLE seen (position INTEGER PRIMARY KEY)")
+
+
+async def _append_one(path: Path, i: int) -> None:
+    async with SQLiteEventStore(path) as store:
+        await store.append(f"todo-{i}", [TodoCreated(description=str(i))])
+
+
+@pytest.mark.slow
+async def test_a_second_process_waits_for_a_running_projection_and_takes_over_when_it_is_killed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "workers.db"
+    await _seen_table(path)
+    for i in range(1, 31):
+        await _append_one(path, i)
+    first = _child("project", str(path), "counts", "0")
+    _read_until(first, "handled 30")
+    second = _child("project", str(path), "counts", "60")
+    _read_until(second, "started")
+    for i in range(31, 51):  # one at a time, so the second has every chance to step in
+        await _append_one(path, i)
+        _read_until(first, f"handled {i}")
+
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    for i in range(51, 61):
+        await _append_one(path, i)
+    out, err = second.communicate(timeout=120)
+
+    assert second.returncode == 0, err
+    taken_over = [int(line.split()[1]) for line in out.split("\n") if line.startswith("handled")]
+    assert taken_over[0] >= 50  # the first had committed up to 49 when it printed "handled 50"
+    assert taken_over == list(range(taken_over[0], 61))
+    async with SQLiteEventStore(path) as store:
+        seen = await store.query("SELECT position FROM seen ORDER BY position")
+        assert await store.get_checkpoint("counts") == 60
+    assert [row[0] for row in seen] == list(range(1, 61))
+
+
+@pytest.mark.slow
+async def test_a_projection_process_that_exits_normally_releases_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "release.db"
+    await _seen_table(path)
+    await _append_one(path, 1)
+    child = _child("project", str(path), "counts", "1")
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    await _append_one(path, 2)
+
+    async def count(event: Event, tx: Transaction) -> None:
+        await tx.execute("INSERT INTO seen (position) VALUES (?)", event.position)
+
+    async with SQLiteEventStore(path) as store:
+        with anyio.fail_after(60):  # a name still held would wait here for ever
+            handled = await Projection(store, "counts", count).catch_up()
+
+    assert handled == 1
+
+
+async def test_a_second_store_on_the_file_waits_for_a_held_name_until_it_is_released(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "names.db"
+    taken: list[str] = []
+    async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
+        release = anyio.Event()
+
+        async def hold(store: SQLiteEventStore, who: str) -> None:
+            async with store.hold_name("counts"):
+                taken.append(who)
+                await release.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold, one, "one")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(hold, two, "two")
+            await anyio.wait_all_tasks_blocked()
+            assert taken == ["one"]
+            release.set()
+
+    assert taken == ["one", "two"]
