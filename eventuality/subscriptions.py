@@ -87,6 +87,7 @@ class Subscription:
         self._handled = 0
         self._running = False
         self._error: BaseException | None = None
+        self._handler_error: BaseException | None = None
         progress_of(store).known.add(name)
 
     def __repr__(self) -> str:
@@ -136,6 +137,8 @@ class Subscription:
                         attempt = 0
                         await self.store.wait_appended(self._position, _IDLE_WAIT)
             except TRANSIENT_ERRORS as exc:
+                if not self._transient(exc):
+                    raise
                 attempt += 1
                 delay = retry_delay(attempt)
                 logger.warning(
@@ -172,9 +175,13 @@ class Subscription:
                     self._running = False
         except Exception as exc:
             self._error = exc
-            if not (retrying and isinstance(exc, TRANSIENT_ERRORS)):
+            if not (retrying and self._transient(exc)):
                 state.fail(self.name, exc)
             raise
+
+    def _transient(self, error: BaseException) -> bool:
+        """Whether ``run()`` retries after ``error``: a store failure, not a handler's."""
+        return isinstance(error, TRANSIENT_ERRORS) and error is not self._handler_error
 
     async def _pass(self) -> int:
         """One pass to the end of the log as it was when the pass began."""
@@ -196,16 +203,15 @@ class Subscription:
             except UnknownEventType as exc:
                 if self.on_unknown == "stop":
                     raise
-                stream, position = getattr(exc, "stream_id", None), getattr(exc, "position", None)
                 logger.warning(
                     "subscription %r skipped a stored %r event (stream %r, position %s): no "
                     "class has that type in this process (on_unknown='skip')",
                     self.name,
                     exc.event_type,
-                    stream,
-                    position,
+                    exc.stream_id,
+                    exc.position,
                 )
-                yield position or 0
+                yield exc.position or 0
                 continue
             yield event
 
@@ -218,9 +224,13 @@ class Subscription:
                     if isinstance(event, int):
                         self._position = max(self._position, event)
                     else:
-                        result = self.handler(event)
-                        if inspect.isawaitable(result):
-                            await result
+                        try:
+                            result = self.handler(event)
+                            if inspect.isawaitable(result):
+                                await result
+                        except Exception as exc:
+                            self._handler_error = exc
+                            raise
                         self._position = event.position or self._position
                         handled += 1
                         self._handled += 1
@@ -359,6 +369,7 @@ class Projection(Subscription):
         self._handled += handled
         progress_of(self.store).report(self.name, position)
         if failure is not None:
+            self._handler_error = failure
             raise failure
         return handled
 
