@@ -120,7 +120,9 @@ async def test_run_resumes_from_the_checkpoint_after_a_failed_checkpoint_write(
     assert await store.get_checkpoint("resilient") == stored[-1]
 
 
-async def test_run_takes_the_hold_again_after_losing_it(store: EventStore) -> None:
+async def test_run_takes_the_hold_again_after_losing_it(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stored = await _fill(store, 2)
     backend = store.backend
     original: Callable[[str], AbstractAsyncContextManager[None]] = backend.hold_name
@@ -135,7 +137,7 @@ async def test_run_takes_the_hold_again_after_losing_it(store: EventStore) -> No
             if scope.cancelled_caught:
                 raise SubscriptionLocked(f"lost the hold on {name!r}")
 
-    backend.hold_name = losable_hold
+    monkeypatch.setattr(backend, "hold_name", losable_hold)
     recorder = Recorder()
 
     async with anyio.create_task_group() as tg:
