@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from .base import POLL_START
 __all__ = [
     "FileIdentity",
     "check_same_file",
+    "empty_wal_if_moved",
     "identify",
     "identify_opened",
     "lock_path",
@@ -74,6 +76,18 @@ def check_same_file(path: str, identity: FileIdentity, what: str) -> None:
         "store and open it on the database file you mean; writes made through the old file "
         "after it left that path are not in the new one."
     )
+
+
+def empty_wal_if_moved(db: sqlite3.Connection, path: str, identity: FileIdentity) -> None:
+    """At close, if ``path`` no longer names our file: move our WAL into our (unlinked) file and
+    truncate it. SQLite leaves the WAL of a moved file in place, where the next store opening
+    the file now at ``path`` would replay it over that file's pages."""
+    try:
+        if identify(path) == identity:
+            return
+    except OSError:
+        pass
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def lock_path(database: str, name: str) -> str:

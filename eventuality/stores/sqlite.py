@@ -130,15 +130,25 @@ class SQLiteBackend:
         self._next_reader = itertools.cycle(self._readers)
 
     async def close(self) -> None:
-        connections = [c for c in self._readers if c is not self._writer]
-        if self._writer is not None:
-            connections.append(self._writer)
+        writer = self._writer
+        connections = [c for c in self._readers if c is not writer]
+        if writer is not None:
+            connections.append(writer)
         self._readers, self._writer, self._next_reader = [], None, None
         inline, self._inline = self._inline, None
         if inline is not None:
             inline.close()
         with anyio.CancelScope(shield=True):
             for connection in connections:
+                if connection is writer and self._identity is not None:
+                    with contextlib.suppress(Exception):
+                        await self._call(
+                            connection,
+                            "close",
+                            files.empty_wal_if_moved,
+                            self._absolute,
+                            self._identity,
+                        )
                 with contextlib.suppress(Exception):  # best effort: the thread stops anyway
                     await connection.close()
 
