@@ -50,10 +50,12 @@ def identify(path: str) -> FileIdentity:
     return found.st_dev, found.st_ino
 
 
-def identify_opened(path: str) -> FileIdentity:
-    """:func:`identify` for the file the store just opened; it must still be there."""
+def identify_opened(path: str) -> tuple[str, FileIdentity]:
+    """The absolute path and identity of the file the store just opened at ``path``: absolute,
+    as SQLite resolved it against the working directory then, which may change later."""
+    absolute = os.path.abspath(path)
     try:
-        return identify(path)
+        return absolute, identify(absolute)
     except OSError as exc:
         raise StoreError(
             f"SQLite database file {path!r} was opened but cannot be found any more ({exc}): "

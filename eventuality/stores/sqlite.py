@@ -93,7 +93,7 @@ class SQLiteBackend:
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout: float, readers: int) -> None:
         self.path = path
-        self._absolute = path if self.in_memory else os.path.abspath(path)
+        self._absolute = path
         self._identity: files.FileIdentity | None = None
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
@@ -116,7 +116,7 @@ class SQLiteBackend:
         try:
             await self._call(self._writer, "create the schema", ops.create_schema)
             if not self.in_memory:
-                self._identity = files.identify_opened(self._absolute)
+                self._absolute, self._identity = files.identify_opened(self.path)
             if self.in_memory:
                 self._readers = [self._writer]
             else:
@@ -138,16 +138,13 @@ class SQLiteBackend:
         inline, self._inline = self._inline, None
         if inline is not None:
             inline.close()
+        identity, self._identity = self._identity, None
         with anyio.CancelScope(shield=True):
             for connection in connections:
-                if connection is writer and self._identity is not None:
+                if connection is writer and identity is not None:
                     with contextlib.suppress(Exception):
                         await self._call(
-                            connection,
-                            "close",
-                            files.empty_wal_if_moved,
-                            self._absolute,
-                            self._identity,
+                            connection, "close", files.empty_wal_if_moved, self._absolute, identity
                         )
                 with contextlib.suppress(Exception):  # best effort: the thread stops anyway
                     await connection.close()
