@@ -115,11 +115,10 @@ class SQLiteBackend:
         self._writer = await self._connect(writer=True)
         try:
             await self._call(self._writer, "create the schema", ops.create_schema)
-            if not self.in_memory:
-                self._absolute, self._identity = files.identify_opened(self.path)
             if self.in_memory:
                 self._readers = [self._writer]
             else:
+                self._absolute, self._identity = files.identify_opened(self.path)
                 for _ in range(self._reader_count):
                     self._readers.append(await self._connect(writer=False))
                 self._inline = self._connect_inline()
