@@ -826,7 +826,7 @@ ODD_STREAM_IDS = [
     "back\\slash\\",
     "percent%_under_score",
     "line\nbreak\ttab\r",
-    "x" * 10_000 + "-end",
+    "x" * 1_020 + "-end",
     "CaseSensitive",
     "casesensitive",
     "CASESENSITIVE",
