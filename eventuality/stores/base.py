@@ -120,8 +120,10 @@ class Checkpoints(Protocol):
 
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold subscription ``name`` against other processes while the block runs, waiting
-        while another holds it. A backend without cross-process locks holds nothing: its
-        checkpoints' compare-and-set still stops a second process from moving one backwards."""
+        while another holds it; a holder that dies releases it (PostgreSQL: a session advisory
+        lock; SQLite: a lock file per name). A backend without cross-process locks (memory, one
+        process; SQLite on Windows) holds nothing: its checkpoints' compare-and-set still stops
+        a second process from moving one backwards."""
         ...
 
 
@@ -384,7 +386,9 @@ class EventStore:
         return await self._backend.wait_appended(after, timeout)
 
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
-        """Hold subscription ``name`` against other processes (where the backend can)."""
+        """Hold subscription ``name`` against other processes while the block runs, waiting
+        while another process holds it (PostgreSQL and SQLite files; a killed holder releases
+        it)."""
         self._check_open()
         return self._backend.hold_name(_checked_name(name))
 
