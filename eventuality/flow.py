@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -11,12 +12,12 @@ import anyio
 
 from .aggregate import Aggregate
 from .bus import EventBus, _name
-from .errors import ConcurrencyError, UncommittedEventsError, UnknownCommand
+from .errors import AggregateExists, ConcurrencyError, UncommittedEventsError, UnknownCommand
 from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
 from .stores.memory import InMemoryEventStore
 from .subscriptions import wait_for_subscriptions
-from .unit_of_work import UnitOfWork
+from .unit_of_work import Snapshotter, UnitOfWork
 
 __all__ = ["Flow", "Handler"]
 
@@ -25,7 +26,13 @@ H = TypeVar("H", bound=Handler)
 
 
 class Flow:
-    """Dispatches commands to handlers and commits what they decide, all or nothing."""
+    """Dispatches commands to handlers and commits what they decide, all or nothing.
+
+    With ``store=`` every dispatch commits to that store, and events recorded on aggregates of
+    another store fail the dispatch. Without it, a dispatch commits to the store of the
+    repositories its handler used; ``flow.store`` then names an in-memory store made on first
+    read, for code that reads it.
+    """
 
     def __init__(
         self,
@@ -37,12 +44,30 @@ class Flow:
     ) -> None:
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
-        self.store: EventStore = store if store is not None else InMemoryEventStore()
+        self._store = store
         self.bus: EventBus = bus if bus is not None else EventBus()
         self.retries = retries
         self._handlers: dict[type[Command], Handler] = {}
         for command_class, handler in (handlers or {}).items():
             self._register(command_class, handler)
+
+    @property
+    def store(self) -> EventStore:
+        """The store given as ``store=``; without one, a new :class:`InMemoryEventStore`."""
+        if self._store is None:
+            self._store = self._default = InMemoryEventStore()
+        return self._store
+
+    @store.setter
+    def store(self, store: EventStore) -> None:
+        self._store = store
+
+    _default: EventStore | None = None
+
+    def _commit_store(self) -> EventStore | None:
+        """The store a dispatch must commit to: None when the flow was given none."""
+        store = self._store
+        return None if store is None or store is self._default else store
 
     def handles(self, command_class: type[Command]) -> Callable[[H], H]:
         """Register the decorated function as the handler of ``command_class``."""
@@ -83,14 +108,19 @@ class Flow:
         """Run ``command``'s handler and commit every aggregate it touched in one transaction.
 
         On a :class:`ConcurrencyError` the handler runs again on fresh loads, up to ``retries``
-        times. The committed events are published, then returned in commit order; an empty list
-        means nothing changed.
+        times; each retry first takes an in-process lock on the conflicting stream, so retries
+        on one hot aggregate queue up instead of racing again. Conflicts with other processes
+        back off with jitter. :class:`AggregateExists` is never retried. The committed events
+        are published, then returned in commit order; an empty list means nothing changed.
 
         ``wait_for`` names subscriptions (in this process or another) to wait for before
         returning, until each has handled the committed events: read your own writes.
 
         :raises UnknownCommand: no handler is registered for the command's class.
         :raises ConcurrencyError: still conflicting after every retry.
+        :raises AggregateExists: the handler added an aggregate whose id is taken.
+        :raises UncommittedEventsError: the handler changed aggregates on a store other than
+            the flow's, or on two stores, or returned events no repository tracks.
         :raises SubscriptionTimeout: a ``wait_for`` subscription did not get there in
             ``wait_timeout`` seconds, or failed (the events are committed all the same).
         """
@@ -101,30 +131,94 @@ class Flow:
         handler = self._handler_for(type(command))
         envelope = _envelope(command, metadata)
         attempt = 0
-        while True:
-            uow = UnitOfWork(self.store)
-            try:
-                with uow.active():
-                    result = handler(command)
-                    if inspect.isawaitable(result):
-                        result = await result
-                committed, touched = await _commit(uow, result, envelope)
-                break
-            except ConcurrencyError:
-                if attempt >= self.retries:
+        held: _StreamLock | None = None
+        try:
+            while True:
+                uow = UnitOfWork(self._commit_store())
+                try:
+                    with uow.active():
+                        result = handler(command)
+                        if inspect.isawaitable(result):
+                            result = await result
+                    store, committed, touched = await _commit(uow, result, envelope)
+                    break
+                except AggregateExists:
                     raise
-                attempt += 1
-                await anyio.sleep(_backoff(attempt))
+                except ConcurrencyError as exc:
+                    if attempt >= self.retries:
+                        if exc.expected_version == 0 and uow.is_new(exc.stream_id):
+                            raise AggregateExists(exc.stream_id, exc.actual_version) from exc
+                        raise
+                    attempt += 1
+                    held = await _lock_for_retry(held, uow.store_of(exc.stream_id), exc, attempt)
+        finally:
+            if held is not None:
+                held.release()
         if committed:
             await self.bus.publish(committed)
-            for aggregate, appended in touched:
-                repository = uow.repository_of(aggregate)
+            for aggregate, appended, repository in touched:
                 if repository is not None:
                     await repository.snapshot_if_due(aggregate, appended)
-            if wait_for:
+            if wait_for and store is not None:
                 last = max(event.position or 0 for event in committed)
-                await wait_for_subscriptions(self.store, wait_for, last, timeout=wait_timeout)
+                await wait_for_subscriptions(store, wait_for, last, timeout=wait_timeout)
         return committed
+
+
+class _StreamLock:
+    """An in-process lock on one stream of one store, shared by every Flow, dropped once no
+    dispatch holds or awaits it."""
+
+    def __init__(self, table: dict[str, _StreamLock], stream_id: str) -> None:
+        self._table = table
+        self.stream_id = stream_id
+        self._lock = anyio.Lock()
+        self._users = 0
+
+    @classmethod
+    async def acquire(cls, store: EventStore | None, stream_id: str) -> _StreamLock:
+        table = _stream_locks.setdefault(store if store is not None else _NO_STORE, {})
+        lock = table.get(stream_id)
+        if lock is None:
+            lock = table[stream_id] = cls(table, stream_id)
+        lock._users += 1
+        try:
+            await lock._lock.acquire()
+        except BaseException:
+            lock._leave()
+            raise
+        return lock
+
+    def release(self) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._users -= 1
+        if not self._users:
+            del self._table[self.stream_id]
+
+
+class _NoStore:
+    """Lock-table key for conflicts on a stream no tracked aggregate names."""
+
+
+_NO_STORE: Any = _NoStore()
+_stream_locks: weakref.WeakKeyDictionary[Any, dict[str, _StreamLock]] = weakref.WeakKeyDictionary()
+
+
+async def _lock_for_retry(
+    held: _StreamLock | None, store: EventStore | None, conflict: ConcurrencyError, attempt: int
+) -> _StreamLock:
+    """Back off, then hold the lock of the stream that conflicted (one lock at most, never
+    awaited while another is held, so two dispatches can never deadlock)."""
+    if held is not None and held.stream_id != conflict.stream_id:
+        held.release()
+        held = None
+    await anyio.sleep(_backoff(attempt))
+    if held is None:
+        held = await _StreamLock.acquire(store, conflict.stream_id)
+    return held
 
 
 def _backoff(attempt: int) -> float:
@@ -147,31 +241,31 @@ def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str,
 
 async def _commit(
     uow: UnitOfWork, result: object, envelope: dict[str, Any]
-) -> tuple[list[Event], list[tuple[Aggregate, int]]]:
+) -> tuple[EventStore | None, list[Event], list[tuple[Aggregate, int, Snapshotter | None]]]:
     """Append every touched aggregate's pending events in one atomic store call."""
-    touched = [(a, a._pending_list()) for a in uow.aggregates]
-    touched = [(a, pending) for a, pending in touched if pending]
-    _check_result(uow, result, [pending for _, pending in touched])
-    if not touched:
-        return [], []
+    store, touched = uow.pending()
+    _check_result(uow, result, [pending.events for pending in touched])
+    if store is None or not touched:
+        return store, [], []
     appends = [
-        StreamAppend(a.stream_id, pending, a.version - len(pending)) for a, pending in touched
+        StreamAppend(p.aggregate.stream_id, p.events, p.aggregate.version - len(p.events))
+        for p in touched
     ]
-    committed = await uow.store.append_streams(appends, metadata=envelope)
-    counts = [(a, len(pending)) for a, pending in touched]
-    for aggregate, _ in touched:
-        aggregate._forget_pending()
-    return committed, counts
+    committed = await store.append_streams(appends, metadata=envelope)
+    done = [(p.aggregate, len(p.events), p.repository) for p in touched]
+    for pending in touched:
+        pending.aggregate._forget_pending()
+    return store, committed, done
 
 
 def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -> None:
     """Refuse a handler result that would silently lose events: ones no unit of work tracks."""
     if isinstance(result, Aggregate):
-        if result.pending_events and uow.get(result.stream_id) is not result:
+        if result.pending_events and not uow.tracks(result):
             raise UncommittedEventsError(
                 f"the handler returned {result.stream_id} with {len(result.pending_events)} "
-                "pending events, but it was not loaded or added through a Repository on the "
-                "flow's store during this dispatch, so they would be lost. Create it with "
+                "pending events, but it was not loaded or added through a Repository "
+                "during this dispatch, so they would be lost. Create it with "
                 "repository.add(...) or load it with repository.load(...)."
             )
     elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
@@ -180,7 +274,7 @@ def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -
         if stray:
             raise UncommittedEventsError(
                 f"the handler returned {len(stray)} event(s) ({stray[0].event_type}, ...) that are "
-                "not pending on any aggregate loaded or added through a Repository on the flow's "
-                "store during this dispatch, so they would be lost. Record events on an "
+                "not pending on any aggregate loaded or added through a Repository during this "
+                "dispatch, so they would be lost. Record events on an "
                 "aggregate you got from repository.load(...) or repository.add(...)."
             )

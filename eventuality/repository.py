@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from .aggregate import Aggregate
-from .errors import AggregateNotFound
+from .errors import AggregateExists, AggregateNotFound, ConcurrencyError
 from .messages import Event
 from .stores.base import EventStore, Snapshot
 from .unit_of_work import active_unit_of_work
@@ -24,8 +24,8 @@ class Repository(Generic[A]):
     """Loads and saves one kind of aggregate on one store.
 
     Outside :meth:`Flow.dispatch <eventuality.Flow.dispatch>` ``add`` and ``save`` write at once.
-    Inside a dispatch on the same store they join its unit of work, and the flow writes every
-    touched aggregate in one atomic commit when the handler returns.
+    Inside a dispatch they join its unit of work, and the flow writes every touched aggregate in
+    one atomic commit when the handler returns.
     """
 
     def __init__(
@@ -48,7 +48,10 @@ class Repository(Generic[A]):
     async def add(self, **attrs: Any) -> A:
         """Create an aggregate with ``AggregateClass.create(**attrs)`` and save it as new.
 
-        :raises ConcurrencyError: an aggregate with that id exists already.
+        Inside a dispatch the stream is checked at once, so a handler can catch the error.
+
+        :raises AggregateExists: an aggregate with that id exists already (a
+            :class:`ConcurrencyError` no retry can cure, so ``Flow.dispatch`` does not retry it).
         """
         create = getattr(self.aggregate_class, "create", None)
         if create is None:
@@ -67,11 +70,22 @@ class Repository(Generic[A]):
                 f"{self.aggregate_class.__name__}.create() must return a new aggregate that "
                 "recorded at least one event (an aggregate with no events cannot be loaded)"
             )
-        uow = active_unit_of_work(self.store)
-        if uow is not None:
-            uow.track(aggregate, self, new=True)
-        else:
-            await self._write(aggregate)
+        uow = active_unit_of_work()
+        if uow is None:
+            try:
+                await self._write(aggregate)
+            except AggregateExists:
+                raise
+            except ConcurrencyError as exc:
+                raise AggregateExists(exc.stream_id, exc.actual_version) from exc
+            return aggregate
+        stream_id = aggregate.stream_id
+        known = uow.get(self.store, stream_id)
+        if known is None:
+            actual = await self.store.stream_version(stream_id)
+            if actual:
+                raise AggregateExists(stream_id, actual)
+        uow.track(aggregate, self.store, self, new=True)
         return aggregate
 
     async def load(self, aggregate_id: str, *, version: int | None = None) -> A:
@@ -84,14 +98,14 @@ class Repository(Generic[A]):
         if version is not None and version < 1:
             raise ValueError(f"version must be None or at least 1, not {version}")
         stream_id = self.stream_id(aggregate_id)
-        uow = active_unit_of_work(self.store) if version is None else None
+        uow = active_unit_of_work() if version is None else None
         if uow is not None:
-            known = uow.get(stream_id)
+            known = uow.get(self.store, stream_id)
             if isinstance(known, self.aggregate_class):
                 return known
         aggregate = await self._rebuild(aggregate_id, stream_id, version)
         if uow is not None:
-            uow.track(aggregate, self)
+            uow.track(aggregate, self.store, self)
         return aggregate
 
     async def save(self, aggregate: A) -> list[Event]:
@@ -107,9 +121,9 @@ class Repository(Generic[A]):
                 f"this repository saves {self.aggregate_class.__name__}, "
                 f"not {type(aggregate).__name__}"
             )
-        uow = active_unit_of_work(self.store)
+        uow = active_unit_of_work()
         if uow is not None:
-            uow.track(aggregate, self)
+            uow.track(aggregate, self.store, self)
             return list(aggregate.pending_events)
         return await self._write(aggregate)
 

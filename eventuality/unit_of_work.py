@@ -2,78 +2,132 @@
 
 Repositories find the active unit of work through a context variable, so a handler needs no
 extra argument, and tasks the handler starts (which copy the context) join the same one.
+Repositories on every store join it: an aggregate changed on a store the dispatch does not
+commit to fails the dispatch loudly instead of losing its events.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .aggregate import Aggregate
-from .errors import ConcurrencyError
+from .errors import AggregateExists, UncommittedEventsError
+from .messages import Event
 from .stores.base import EventStore
 
-__all__ = ["UnitOfWork", "active_unit_of_work"]
+__all__ = ["Pending", "Snapshotter", "UnitOfWork", "active_unit_of_work"]
 
 
-class _Snapshotter(Protocol):
+class Snapshotter(Protocol):
+    """What the unit of work asks of a repository after the commit."""
+
     async def snapshot_if_due(self, aggregate: Any, appended: int) -> None: ...
+
+
+class _Entry(NamedTuple):
+    aggregate: Aggregate
+    store: EventStore
+    repository: Snapshotter | None
+
+
+class Pending(NamedTuple):
+    """One tracked aggregate with events to commit."""
+
+    aggregate: Aggregate
+    events: list[Event]
+    repository: Snapshotter | None
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("eventuality_unit_of_work", default=None)
 
 
 class UnitOfWork:
-    """Aggregates loaded or added on one store during one dispatch, keyed by stream.
+    """Aggregates loaded or added during one dispatch, keyed by store and stream.
 
     It is also an identity map: loading the same aggregate twice in one dispatch returns the same
-    instance, so two changes to it can never be written as two conflicting commits.
+    instance, so two changes to it can never be written as two conflicting commits. ``store`` is
+    the store the commit must go to; ``None`` lets the repositories' store decide.
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore | None = None) -> None:
         self.store = store
-        self._aggregates: dict[str, Aggregate] = {}
-        self._repositories: dict[str, _Snapshotter] = {}
+        self._entries: dict[tuple[EventStore, str], _Entry] = {}
+        self._new: set[str] = set()
         self.closed = False
         self._token: Token[UnitOfWork | None] | None = None
 
-    def get(self, stream_id: str) -> Aggregate | None:
-        return self._aggregates.get(stream_id)
+    def get(self, store: EventStore, stream_id: str) -> Aggregate | None:
+        entry = self._entries.get((store, stream_id))
+        return None if entry is None else entry.aggregate
+
+    def tracks(self, aggregate: Aggregate) -> bool:
+        """Whether this very instance is tracked."""
+        return any(entry.aggregate is aggregate for entry in self._entries.values())
+
+    def is_new(self, stream_id: str) -> bool:
+        """Whether an aggregate on ``stream_id`` was created by ``add`` in this unit of work."""
+        return stream_id in self._new
+
+    def store_of(self, stream_id: str) -> EventStore | None:
+        """The store of the tracked aggregate on ``stream_id`` (the first, if several)."""
+        for (store, tracked), _ in self._entries.items():
+            if tracked == stream_id:
+                return store
+        return self.store
 
     def track(
-        self, aggregate: Aggregate, repository: _Snapshotter | None = None, *, new: bool = False
+        self,
+        aggregate: Aggregate,
+        store: EventStore,
+        repository: Snapshotter | None = None,
+        *,
+        new: bool = False,
     ) -> None:
-        """Take ``aggregate`` into the commit. ``new``: it was just created by ``add``.
+        """Take ``aggregate``, read from or written to ``store``, into the commit. ``new``: it
+        was just created by ``add``. ``repository`` is asked after the commit whether a snapshot
+        is due.
 
-        ``repository`` is asked after the commit whether a snapshot is due.
+        :raises AggregateExists: ``new`` and the stream is tracked already.
         """
-        stream_id = aggregate.stream_id
-        known = self._aggregates.get(stream_id)
+        key = (store, aggregate.stream_id)
+        known = self._entries.get(key)
         if known is None:
-            self._aggregates[stream_id] = aggregate
-            if repository is not None:
-                self._repositories[stream_id] = repository
-        elif known is not aggregate:
+            self._entries[key] = _Entry(aggregate, store, repository)
             if new:
-                raise ConcurrencyError(stream_id, 0, known.version)
+                self._new.add(aggregate.stream_id)
+        elif known.aggregate is not aggregate:
+            if new:
+                raise AggregateExists(aggregate.stream_id, known.aggregate.version)
             raise ValueError(
-                f"two different instances of stream {stream_id!r} in one dispatch; their events "
-                "would conflict. Load the aggregate once (Repository.load returns the same "
-                "instance within a dispatch) and change that one."
+                f"two different instances of stream {aggregate.stream_id!r} in one dispatch; "
+                "their events would conflict. Load the aggregate once (Repository.load returns "
+                "the same instance within a dispatch) and change that one."
             )
 
-    @property
-    def aggregates(self) -> list[Aggregate]:
-        """Tracked aggregates in the order they joined."""
-        return list(self._aggregates.values())
+    def pending(self) -> tuple[EventStore | None, list[Pending]]:
+        """The store to commit to and the tracked aggregates with events, in joining order.
 
-    def repository_of(self, aggregate: Aggregate) -> _Snapshotter | None:
-        """The repository that loaded or added ``aggregate``."""
-        return self._repositories.get(aggregate.stream_id)
+        :raises UncommittedEventsError: the events are on a store other than the dispatch's, or
+            on two stores; nothing is written.
+        """
+        found: list[Pending] = []
+        target = self.store
+        first: _Entry | None = None
+        for entry in self._entries.values():
+            events = entry.aggregate._pending_list()
+            if not events:
+                continue
+            if target is None:
+                target, first = entry.store, entry
+            elif entry.store is not target:
+                raise _foreign_store(entry, events, target, first)
+            found.append(Pending(entry.aggregate, events, entry.repository))
+        return (target if found else self.store), found
 
     def active(self) -> UnitOfWork:
-        """Use as ``with uow.active():`` to make this the unit of work that repositories on
-        ``store`` join, for the block's duration."""
+        """Use as ``with uow.active():`` to make this the unit of work repositories join, for
+        the block's duration."""
         return self
 
     def __enter__(self) -> UnitOfWork:
@@ -88,7 +142,28 @@ class UnitOfWork:
             _current.reset(self._token)
 
 
-def active_unit_of_work(store: EventStore) -> UnitOfWork | None:
-    """The unit of work of the running dispatch, if it works on ``store``."""
+def _foreign_store(
+    entry: _Entry, events: list[Event], target: EventStore, first: _Entry | None
+) -> UncommittedEventsError:
+    here, there = repr(entry.store), repr(target)
+    if here == there:
+        here += " (another instance)"
+    if first is None:
+        why = f"but this dispatch commits to the flow's store, {there}"
+        todo = "Use repositories on the flow's store, or a Flow whose store= is that store."
+    else:
+        why = (
+            f"but {first.aggregate.stream_id!r} changed on {there}, and one dispatch commits "
+            "to one store"
+        )
+        todo = "Change aggregates of one store per command (or dispatch one command per store)."
+    return UncommittedEventsError(
+        f"stream {entry.aggregate.stream_id!r} has {len(events)} pending event(s) on {here}, "
+        f"{why}. Nothing was written. {todo}"
+    )
+
+
+def active_unit_of_work() -> UnitOfWork | None:
+    """The unit of work of the running dispatch, if any."""
     uow = _current.get()
-    return uow if uow is not None and uow.store is store and not uow.closed else None
+    return uow if uow is not None and not uow.closed else None

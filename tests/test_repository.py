@@ -8,6 +8,7 @@ import pytest
 
 from eventuality import (
     Aggregate,
+    AggregateExists,
     AggregateNotFound,
     ConcurrencyError,
     Event,
@@ -116,6 +117,16 @@ async def test_add_with_an_existing_id_raises_concurrency_error_and_writes_nothi
     assert (caught.value.stream_id, caught.value.expected_version) == ("Todo-t1", 0)
     assert caught.value.actual_version == 1
     assert [e.payload["description"] for e in await store.read_stream("Todo-t1")] == ["first"]
+
+
+async def test_add_with_an_existing_id_raises_aggregate_exists(store: EventStore) -> None:
+    todos = Repository(Todo, store)
+    await todos.add(id="t1", description="first")
+
+    with pytest.raises(AggregateExists) as caught:
+        await todos.add(id="t1", description="second")
+
+    assert (caught.value.stream_id, caught.value.actual_version) == ("Todo-t1", 1)
 
 
 async def test_add_when_create_records_nothing_raises_value_error_and_writes_nothing(
