@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from .aggregate import Aggregate
+from .aggregate import Aggregate, state_fingerprint
 from .errors import AggregateExists, AggregateNotFound, ConcurrencyError
 from .messages import Event
 from .stores.base import EventStore, Snapshot
@@ -153,17 +153,24 @@ class Repository(Generic[A]):
         aggregate._replay(events)
         if version is not None and aggregate.version < version:
             raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
+        if snapshot is not None and start == 1 and version is None:
+            await self._save_snapshot(aggregate)  # replace the one that did not fit
         return aggregate
 
     def _from_snapshot(self, snapshot: Snapshot) -> A | None:
+        """The snapshot's aggregate, or None when another shape of state or ``apply`` wrote it."""
         cls = self.aggregate_class
+        envelope = _envelope_start(cls)
+        state = snapshot.state
         if (
             snapshot.aggregate_type != cls.aggregate_type
             or snapshot.schema_version != cls.__snapshot_version__
+            or not state.startswith(envelope)
+            or not state.endswith("}")
         ):
             return None
         try:
-            return cls.model_validate_json(snapshot.state)
+            return cls.model_validate_json(state[len(envelope) : -1])
         except ValidationError:
             logger.warning(
                 "snapshot of %s at version %d no longer fits %s; replaying from the start",
@@ -182,14 +189,23 @@ class Repository(Generic[A]):
         every = self.snapshot_every
         if every is None or aggregate.version // every == (aggregate.version - appended) // every:
             return
+        await self._save_snapshot(aggregate)
+
+    async def _save_snapshot(self, aggregate: A) -> None:
         snapshot = Snapshot(
             stream_id=aggregate.stream_id,
             version=aggregate.version,
             aggregate_type=aggregate.aggregate_type,
             schema_version=aggregate.__snapshot_version__,
-            state=aggregate.model_dump_json(),
+            state=f"{_envelope_start(type(aggregate))}{aggregate.model_dump_json()}}}",
         )
         try:
             await self.store.save_snapshot(snapshot)
         except Exception:
             logger.warning("could not save a snapshot of %s", aggregate.stream_id, exc_info=True)
+
+
+def _envelope_start(cls: type[Aggregate]) -> str:
+    """A snapshot's state is ``{"fingerprint": ..., "state": {...}}``: the state with the
+    :func:`state_fingerprint` of the class that wrote it. This is the text before the state."""
+    return f'{{"fingerprint":"{state_fingerprint(cls)}","state":'

@@ -16,6 +16,7 @@ from eventuality import (
     EventualityError,
     Repository,
 )
+from eventuality.aggregate import state_fingerprint
 from eventuality.stores.base import Snapshot
 from tests.domain import Todo, TodoCompleted, TodoCreated, TodoRenamed
 
@@ -43,12 +44,15 @@ class RepoRenamedTodo(Todo):
 def _snapshot(
     version: int, state: dict[str, Any], *, schema_version: int = 1, stream_id: str = "Todo-t1"
 ) -> Snapshot:
+    """A snapshot of a Todo as the repository writes them: the state with the class's
+    fingerprint."""
+    envelope = {"fingerprint": state_fingerprint(Todo), "state": state}
     return Snapshot(
         stream_id=stream_id,
         version=version,
         aggregate_type="Todo",
         schema_version=schema_version,
-        state=json.dumps(state),
+        state=json.dumps(envelope, separators=(",", ":")),
     )
 
 
@@ -414,7 +418,7 @@ async def test_snapshot_is_written_when_the_version_reaches_snapshot_every(
     snapshot = await store.load_snapshot("Todo-t1")
     assert snapshot is not None
     assert (snapshot.stream_id, snapshot.version, snapshot.aggregate_type) == ("Todo-t1", 3, "Todo")
-    assert json.loads(snapshot.state)["description"] == "v3"
+    assert json.loads(snapshot.state)["state"]["description"] == "v3"
 
 
 async def test_snapshot_is_written_when_one_save_jumps_past_a_mark(store: EventStore) -> None:
@@ -428,7 +432,7 @@ async def test_snapshot_is_written_when_one_save_jumps_past_a_mark(store: EventS
     snapshot = await store.load_snapshot("Todo-t1")
     assert snapshot is not None
     assert snapshot.version == 4
-    assert json.loads(snapshot.state)["description"] == "v4"
+    assert json.loads(snapshot.state)["state"]["description"] == "v4"
 
 
 async def test_snapshot_is_written_by_add_when_it_reaches_snapshot_every(
