@@ -217,6 +217,7 @@ async def test_a_skipping_projection_moves_its_checkpoint_past_an_unknown_last_e
     async def project(event: Event, tx: Transaction) -> None:
         seen.append(event.position or 0)
 
+    await store.wait_appended(unknown - 1, 10)  # PostgreSQL: readable once older writes end
     handled = await Projection(store, "lenient", project, on_unknown="skip").catch_up()
 
     assert handled == len(stored)
