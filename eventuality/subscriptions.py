@@ -114,7 +114,6 @@ class Subscription:
 
     async def catch_up(self) -> int:
         """Handle every event after the checkpoint up to the current end; return how many."""
-        await self.set_up()
         async with self._exclusive(retrying=False):
             return await self._pass()
 
@@ -130,7 +129,6 @@ class Subscription:
         attempt = 0
         while True:
             try:
-                await self.set_up()
                 async with self._exclusive(retrying=True):
                     while True:
                         await self._pass()
@@ -153,10 +151,11 @@ class Subscription:
 
     @asynccontextmanager
     async def _exclusive(self, *, retrying: bool) -> AsyncIterator[None]:
-        """Hold the name in this process and start from the stored checkpoint, storing one at
-        0 if there is none (so that waits in other processes know the name)."""
+        """Set up, hold the name in this process and start from the stored checkpoint, storing
+        one at 0 if there is none (so that waits in other processes know the name)."""
         state = progress_of(self.store)
         try:
+            await self.set_up()
             async with state.lock(self.name), self.store.hold_name(self.name):
                 checkpoint = await self.store.get_checkpoint(self.name)
                 if checkpoint is None:

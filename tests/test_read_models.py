@@ -5,7 +5,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from eventuality import Event, EventStore, Projection, SubscriptionRunner, Transaction
+from eventuality import (
+    Event,
+    EventStore,
+    Projection,
+    SubscriptionRunner,
+    SubscriptionTimeout,
+    Transaction,
+    wait_for_subscriptions,
+)
 from eventuality.stores._named_sql import translate
 from tests.conftest import make_store, requires_postgres
 from tests.domain import Todo, TodoCreated, TodoRenamed
@@ -173,3 +181,19 @@ async def test_a_failing_setup_fails_the_runner_and_starts_nothing(store: EventS
             pass
 
     assert await store.get_checkpoint("todo-list") is None
+
+
+async def test_a_wait_on_a_projection_whose_setup_failed_names_that_error(
+    store: EventStore,
+) -> None:
+    positions = await _save(store, "a", "first")
+
+    async def broken(tx: Transaction) -> None:
+        raise RuntimeError("cannot create the read model")
+
+    with pytest.raises(RuntimeError):
+        await Projection(store, "todo-list", project_todo_list, setup=broken).catch_up()
+    with anyio.fail_after(5), pytest.raises(SubscriptionTimeout) as caught:
+        await wait_for_subscriptions(store, ["todo-list"], positions[-1], timeout=60)
+
+    assert isinstance(caught.value.error, RuntimeError)
