@@ -20,14 +20,16 @@ async def project(event: Event, tx: Transaction) -> None:
     await tx.execute("INSERT INTO todo_seen (position) VALUES (?)", event.position)
 
 
+async def setup(tx: Transaction) -> None:
+    await tx.execute(
+        "CREATE TABLE IF NOT EXISTS todo_counts (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+    )
+    await tx.execute("CREATE TABLE IF NOT EXISTS todo_seen (position INTEGER PRIMARY KEY)")
+
+
 async def main(path: str, batch: int) -> None:
     async with SQLiteEventStore(path) as store:
-        async with store.transaction() as tx:
-            await tx.execute(
-                "CREATE TABLE IF NOT EXISTS todo_counts (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
-            )
-            await tx.execute("CREATE TABLE IF NOT EXISTS todo_seen (position INTEGER PRIMARY KEY)")
-        projection = Projection(store, "todo-counts", project, batch_size=batch)
+        projection = Projection(store, "todo-counts", project, batch_size=batch, setup=setup)
         print("handled", await projection.catch_up(), flush=True)
 
 
