@@ -132,8 +132,8 @@ class Subscription:
                 async with self._exclusive(retrying=True):
                     while True:
                         await self._pass()
-                        attempt = 0
                         await self.store.wait_appended(self._position, _IDLE_WAIT)
+                        attempt = 0  # a whole round went through
             except TRANSIENT_ERRORS as exc:
                 if not self._transient(exc):
                     raise
