@@ -50,3 +50,35 @@ def test_todo_projection_example_keeps_and_rebuilds_its_read_model(tmp_path: Pat
     assert "live1: 'written by run 1' (done)" in first
     assert "rebuilt from position 0: 402 events" in second
     assert "read model: 200 open, 102 completed" in second
+
+
+_FASTAPI_CLIENT = """
+from fastapi.testclient import TestClient
+from app import app
+
+with TestClient(app) as client:
+    print(client.get("/todos").json())
+    print(client.post("/todos", json={"id": "t1", "description": "write docs"}).json())
+    print(client.get("/todos").json())
+    spoofed = {"id": "t2", "description": "x", "metadata": {"correlation_id": "spoofed"}}
+    print(client.post("/todos", json=spoofed).status_code)
+"""
+
+
+def test_readme_fastapi_example_serves_its_read_model_from_the_first_request(
+    tmp_path: Path,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- fastapi-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its FastAPI example"
+    (tmp_path / "app.py").write_text(block.group(1))
+    (tmp_path / "client.py").write_text(_FASTAPI_CLIENT)
+
+    out = _run(["client.py"], tmp_path)
+
+    assert out.splitlines() == [
+        "[]",
+        "{'id': 't1'}",
+        "[{'id': 't1', 'description': 'write docs'}]",
+        "422",
+    ]
