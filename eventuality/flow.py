@@ -131,10 +131,11 @@ class Flow:
         handler = self._handler_for(type(command))
         envelope = _envelope(command, metadata)
         attempt = 0
+        commit_store = self._commit_store()
         held: _StreamLock | None = None
         try:
             while True:
-                uow = UnitOfWork(self._commit_store())
+                uow = UnitOfWork(commit_store)
                 try:
                     with uow.active():
                         result = handler(command)

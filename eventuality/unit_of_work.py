@@ -29,6 +29,7 @@ class _Entry(NamedTuple):
     aggregate: Aggregate
     store: EventStore
     repository: Snapshotter | None
+    new: bool
 
 
 class Pending(NamedTuple):
@@ -50,10 +51,11 @@ class UnitOfWork:
     the store the commit must go to; ``None`` lets the repositories' store decide.
     """
 
+    __slots__ = ("_entries", "_token", "closed", "store")
+
     def __init__(self, store: EventStore | None = None) -> None:
         self.store = store
         self._entries: dict[tuple[EventStore, str], _Entry] = {}
-        self._new: set[str] = set()
         self.closed = False
         self._token: Token[UnitOfWork | None] | None = None
 
@@ -67,7 +69,7 @@ class UnitOfWork:
 
     def is_new(self, stream_id: str) -> bool:
         """Whether an aggregate on ``stream_id`` was created by ``add`` in this unit of work."""
-        return stream_id in self._new
+        return any(entry.new and key[1] == stream_id for key, entry in self._entries.items())
 
     def store_of(self, stream_id: str) -> EventStore | None:
         """The store of the tracked aggregate on ``stream_id`` (the first, if several)."""
@@ -93,9 +95,7 @@ class UnitOfWork:
         key = (store, aggregate.stream_id)
         known = self._entries.get(key)
         if known is None:
-            self._entries[key] = _Entry(aggregate, store, repository)
-            if new:
-                self._new.add(aggregate.stream_id)
+            self._entries[key] = _Entry(aggregate, store, repository, new)
         elif known.aggregate is not aggregate:
             if new:
                 raise AggregateExists(aggregate.stream_id, known.aggregate.version)
