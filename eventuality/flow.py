@@ -6,6 +6,7 @@ import inspect
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 import anyio
@@ -45,6 +46,7 @@ class Flow:
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         self._store = store
+        self._default: EventStore | None = None
         self.bus: EventBus = bus if bus is not None else EventBus()
         self.retries = retries
         self._handlers: dict[type[Command], Handler] = {}
@@ -61,8 +63,6 @@ class Flow:
     @store.setter
     def store(self, store: EventStore) -> None:
         self._store = store
-
-    _default: EventStore | None = None
 
     def _commit_store(self) -> EventStore | None:
         """The store a dispatch must commit to: None when the flow was given none."""
@@ -175,11 +175,16 @@ class _StreamLock:
         self.stream_id = stream_id
         self._lock = anyio.Lock()
         self._users = 0
+        self._token: Token[frozenset[int]] | None = None
 
     @classmethod
-    async def acquire(cls, store: EventStore | None, stream_id: str) -> _StreamLock:
+    async def acquire(cls, store: EventStore | None, stream_id: str) -> _StreamLock | None:
+        """The lock, held; None when an enclosing dispatch (a handler dispatching a command)
+        holds it already, so waiting for it would never end."""
         table = _stream_locks.setdefault(store if store is not None else _NO_STORE, {})
         lock = table.get(stream_id)
+        if lock is not None and id(lock) in _holding.get():
+            return None
         if lock is None:
             lock = table[stream_id] = cls(table, stream_id)
         lock._users += 1
@@ -188,9 +193,17 @@ class _StreamLock:
         except BaseException:
             lock._leave()
             raise
+        lock._token = _holding.set(_holding.get() | {id(lock)})
         return lock
 
+    def holds(self, store: EventStore | None, stream_id: str) -> bool:
+        table = _stream_locks.get(store if store is not None else _NO_STORE)
+        return table is self._table and stream_id == self.stream_id
+
     def release(self) -> None:
+        if self._token is not None:
+            _holding.reset(self._token)
+            self._token = None
         self._lock.release()
         self._leave()
 
@@ -205,15 +218,17 @@ class _NoStore:
 
 
 _NO_STORE: Any = _NoStore()
+_holding: ContextVar[frozenset[int]] = ContextVar("eventuality_retry_locks", default=frozenset())
 _stream_locks: weakref.WeakKeyDictionary[Any, dict[str, _StreamLock]] = weakref.WeakKeyDictionary()
 
 
 async def _lock_for_retry(
     held: _StreamLock | None, store: EventStore | None, conflict: ConcurrencyError, attempt: int
-) -> _StreamLock:
-    """Back off, then hold the lock of the stream that conflicted (one lock at most, never
-    awaited while another is held, so two dispatches can never deadlock)."""
-    if held is not None and held.stream_id != conflict.stream_id:
+) -> _StreamLock | None:
+    """Back off, then hold the lock of the stream that conflicted. A dispatch holds one lock
+    at most and waits for none while holding one, so dispatches do not deadlock; a dispatch
+    nested in a handler skips the lock its enclosing dispatch holds."""
+    if held is not None and not held.holds(store, conflict.stream_id):
         held.release()
         held = None
     await anyio.sleep(_backoff(attempt))

@@ -54,6 +54,13 @@ class ConflictDeposit(Command):
     amount: int
 
 
+class ConflictDepositTwice(Command):
+    """Deposit ``amount`` through a nested dispatch, then once more."""
+
+    id: str
+    amount: int
+
+
 async def _open(store: EventStore, account_id: str) -> None:
     await Repository(ConflictAccount, store).add(id=account_id)
 
@@ -313,3 +320,37 @@ async def test_conflicts_beyond_the_retries_still_raise_concurrency_error(
 
     assert not isinstance(caught.value, AggregateExists)
     assert calls == 3
+
+
+async def test_a_retry_dispatching_a_command_on_its_locked_stream_does_not_deadlock(
+    store: EventStore,
+) -> None:
+    await _open(store, "hot")
+    accounts = Repository(ConflictAccount, store)
+    flow = Flow(store=store)
+    calls = {"outer": 0, "inner": 0}
+
+    async def deposit_after_someone_else_the_first_time(cmd: ConflictDeposit, key: str) -> None:
+        calls[key] += 1
+        account = await accounts.load(cmd.id)
+        if calls[key] == 1:
+            await store.append("ConflictAccount-hot", [ConflictDeposited(amount=0)])
+        account.deposit(cmd.amount)
+
+    @flow.handles(ConflictDeposit)
+    async def inner(cmd: ConflictDeposit) -> None:
+        await deposit_after_someone_else_the_first_time(cmd, "inner")
+
+    @flow.handles(ConflictDepositTwice)
+    async def outer(cmd: ConflictDepositTwice) -> None:
+        if calls["outer"]:
+            await flow.dispatch(ConflictDeposit(id=cmd.id, amount=cmd.amount))
+        await deposit_after_someone_else_the_first_time(
+            ConflictDeposit(id=cmd.id, amount=cmd.amount), "outer"
+        )
+
+    with anyio.fail_after(10):
+        await flow.dispatch(ConflictDepositTwice(id="hot", amount=7))
+
+    assert calls == {"outer": 2, "inner": 2}
+    assert (await accounts.load("hot")).balance == 14
