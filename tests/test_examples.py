@@ -16,15 +16,20 @@ def _run(args: list[str], cwd: Path) -> str:
     return done.stdout
 
 
-def test_readme_todo_example_runs_as_written_in_an_empty_folder(tmp_path: Path) -> None:
+def test_readme_todo_example_runs_as_written_in_an_empty_folder_and_again(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- todo-example -->\n```python\n(.*?)```", readme, re.DOTALL)
     assert block is not None, "README.md lost its Todo example"
     (tmp_path / "todo_example.py").write_text(block.group(1))
 
-    out = _run(["todo_example.py"], tmp_path)
+    first = _run(["todo_example.py"], tmp_path)
+    second = _run(["todo_example.py"], tmp_path)
 
-    assert out.splitlines() == ["TodoCreated todo1", "TodoCompleted todo1"]
+    assert first.splitlines() == ["TodoCreated todo1", "TodoCompleted todo1", "['TodoCompleted']"]
+    assert second.splitlines() == [
+        "todo1 exists already: todo.db keeps what earlier runs stored",
+        "[]",
+    ]
     assert (tmp_path / "todo.db").exists()
 
 
