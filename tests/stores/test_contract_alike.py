@@ -165,9 +165,16 @@ async def test_concurrent_checked_appends_interleave_and_exactly_one_wins(
 
     await store.append("notes-1", [AlikeNote(text="first")])
     outcomes: list[str] = []
+    read = 0
+    all_read = anyio.Event()
 
     async def writer(n: int) -> None:
+        nonlocal read
         version = await store.stream_version("notes-1")
+        read += 1
+        if read == 10:
+            all_read.set()
+        await all_read.wait()
         try:
             await store.append("notes-1", [AlikeNote(text=str(n))], expected_version=version)
             outcomes.append("won")
