@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
+from collections.abc import Iterable
+
 SCHEMA_VERSION = 1
 
 # A position is transaction id * TRANSACTION_SLOTS + the event's place in its append.
@@ -22,6 +26,7 @@ class Statements:
         checkpoints = f"{s}.eventuality_checkpoints"
         snapshots = f"{s}.eventuality_snapshots"
         self.channel = f"eventuality_{schema}"
+        self._lock_prefix = f"eventuality {schema}\x00".encode()
         self.schema_lock = f"SELECT pg_advisory_xact_lock(hashtextextended('eventuality {s}', 0))"
         self.create = [
             f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -59,7 +64,8 @@ class Statements:
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
         self.set_schema_version = f"INSERT INTO {s}.eventuality_schema (id, version) VALUES (1, $1)"
 
-        # Takes (assigns, if need be) the transaction id and reads the streams' versions.
+        # Takes (assigns, if need be) the transaction id and reads the streams' versions, in a
+        # statement after begin_append's: its snapshot sees every append that held the locks.
         self.prepare_append = f"""
             SELECT
                 pg_current_xact_id()::text::bigint,
@@ -118,3 +124,17 @@ class Statements:
             f"SELECT version, aggregate_type, schema_version, state FROM {snapshots} "
             "WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1"
         )
+
+    def begin_append(self, stream_ids: Iterable[bytes]) -> str:
+        """BEGIN, then a transaction-level advisory lock per stream, in key order so that two
+        appends to the same streams queue in one order and never deadlock: one round trip
+        (simple protocol, so the keys are literals, computed here from a hash of schema and
+        stream id). Two-key locks never meet the one-key ones of ``try_lock``."""
+        keys = sorted({_lock_key(self._lock_prefix + stream_id) for stream_id in stream_ids})
+        return "BEGIN; " + " ".join(f"SELECT pg_advisory_xact_lock({a}, {b});" for a, b in keys)
+
+
+def _lock_key(data: bytes) -> tuple[int, int]:
+    digest = hashlib.blake2b(data, digest_size=8).digest()
+    first, second = struct.unpack(">ii", digest)
+    return first, second

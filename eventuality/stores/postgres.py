@@ -11,12 +11,18 @@ parallel and derive positions from the transaction id instead:
   transaction still running, times ``2**20``. Every transaction below it has ended, committed or
   rolled back, and any transaction that commits later has a higher id, hence higher positions.
 
-So a reader never passes a position whose transaction may still commit, never waits on one that
-rolled back, and no writer ever waits for another. Positions are sparse (large numbers with
-gaps); they only promise to be unique and to increase in the order readers see them. The price:
-a write transaction left open anywhere in the PostgreSQL cluster holds readers back (never
-writers) until it ends. An append costs four round trips: BEGIN, one statement that takes the
-transaction id and reads the stream versions, one that inserts and notifies, COMMIT.
+So a reader never passes a position whose transaction may still commit and never waits on one
+that rolled back. Positions are sparse (large numbers with gaps); they only promise to be unique
+and to increase in the order readers see them. The price: a write transaction left open anywhere
+in the PostgreSQL cluster holds readers back (never writers) until it ends.
+
+**Appends to one stream queue; others run side by side.** An append first takes a
+transaction-level advisory lock per stream it writes (in key order, so two appends never
+deadlock), then reads the versions in a statement of its own, whose snapshot sees every append
+that held the lock before. So an unchecked append (``expected_version=None``) always finds the
+true version and succeeds, and of two checked appends to one version exactly one wins. An append
+costs four round trips: BEGIN with the locks, one statement that takes the transaction id and
+reads the stream versions, one that inserts and notifies, COMMIT.
 
 **Live following.** Each append sends ``NOTIFY`` in its transaction; one listening connection
 per store wakes ``wait_appended``. If it drops, waits fall back to polling with backoff and the
@@ -26,8 +32,14 @@ listener reconnects on the next wait.
 of its own, so one instance per subscription name runs at a time; when its holder dies, the
 server releases the lock and a waiting instance takes over from the checkpoint.
 
+**Read-only queries.** ``query()`` runs on a pool of its own whose sessions start with
+``default_transaction_read_only``, so a write through it fails and nothing is written; the reset
+after each query (which user SQL needs anyway) restores the setting. That pool opens its
+connections only when queries come.
+
 Stream ids and aggregate ids are ``bytea`` (UTF-8), so any string, ``\\x00`` included, is stored
-verbatim; payloads are ``json`` (which, unlike ``jsonb``, keeps ``\\u0000``).
+verbatim; payloads are ``json`` (which, unlike ``jsonb``, keeps ``\\u0000``). A lost connection
+is a :class:`~eventuality.StoreConnectionError` (see ``_postgres_conn.py``).
 """
 
 from __future__ import annotations
@@ -45,9 +57,16 @@ from ..errors import (
     CheckpointConflict,
     ConcurrencyError,
     SchemaVersionError,
-    StoreClosedError,
+    StoreConnectionError,
     StoreError,
     SubscriptionLocked,
+)
+from ._postgres_conn import (
+    WRITE_UNCERTAIN,
+    Connections,
+    end_transaction,
+    savepoint_name,
+    terminate,
 )
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from .base import (
@@ -67,12 +86,9 @@ __all__ = ["PostgresEventStore"]
 
 _LOCK_POLL = 0.2
 _RETRY = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-_SESSION_RESET = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
+_APPEND_UNCERTAIN = (
+    "An append interrupted this way may or may not have been committed: retrying the same "
+    "events is safe (a stored append is returned, not written twice)."
 )
 
 
@@ -99,15 +115,6 @@ def _stored(record: asyncpg.Record) -> StoredEvent:
     )
 
 
-class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
-    """Pool connections keep no session state between uses (no LISTEN, advisory lock or
-    cursor: the listener and subscription locks have connections of their own), so handing one
-    back needs no reset round trip. asyncpg still rolls back a transaction left open."""
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
 class _PostgresTransaction:
     """A read-model transaction on one pooled connection; SQL uses ``$1`` placeholders."""
 
@@ -117,41 +124,55 @@ class _PostgresTransaction:
         self._backend = backend
         self._connection = connection
 
+    def _errors(self, sql: str | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._backend.db.failures.mapping(
+            "run a transaction", self._connection, statement=sql
+        )
+
     async def execute(self, sql: str, *params: Any) -> None:
-        async with self._backend._errors("run a transaction"):
+        async with self._errors(sql):
             await self._connection.execute(sql, *params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        async with self._backend._errors("run a transaction"):
+        async with self._errors(sql):
             await self._connection.executemany(sql, [tuple(row) for row in rows])
 
     async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        async with self._backend._errors("run a transaction"):
+        async with self._errors(sql):
             return [tuple(r) for r in await self._connection.fetch(sql, *params)]
 
     async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        async with self._backend._errors("run a transaction"):
+        async with self._errors(sql):
             found = await self._connection.fetchrow(sql, *params)
         return None if found is None else tuple(found)
 
     async def get_checkpoint(self, name: str) -> int | None:
-        sql = self._backend.sql.lock_checkpoint
-        return await self._connection.fetchval(sql, name)  # type: ignore[no-any-return]
+        async with self._errors():
+            return await self._connection.fetchval(self._backend.sql.lock_checkpoint, name)  # type: ignore[no-any-return]
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        await self._backend._set_checkpoint(self._connection, name, position, expected)
+        async with self._errors():
+            await self._backend._set_checkpoint(self._connection, name, position, expected)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        savepoint = self._connection.transaction()
-        await savepoint.start()
+        name = savepoint_name()
+        async with self._errors():
+            await self._connection.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await savepoint.rollback()
+                try:
+                    async with self._errors():
+                        await self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                except BaseException:
+                    # The block's writes could not be undone: the transaction must not commit.
+                    terminate(self._connection)
+                    raise
             raise
-        await savepoint.commit()
+        async with self._errors():
+            await self._connection.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class PostgresBackend:
@@ -164,8 +185,7 @@ class PostgresBackend:
         self.dsn = dsn
         self.schema = schema
         self.sql = Statements(schema)
-        self._min_size, self._max_size = min_size, max_size
-        self._pool: asyncpg.Pool | None = None
+        self.db = Connections(dsn, schema, min_size, max_size)
         self._listener: asyncpg.Connection | None = None
         self._listener_retry_at = 0.0
         self._appended = anyio.Event()
@@ -175,71 +195,10 @@ class PostgresBackend:
         """Whether the notification connection is up (else waits poll)."""
         return self._listener is not None and not self._listener.is_closed()
 
-    def _settings(self) -> dict[str, str]:
-        return {"search_path": f'"{self.schema}", public', "application_name": "eventuality"}
-
-    @asynccontextmanager
-    async def _errors(
-        self, what: str, keep: type[BaseException] | tuple[type[BaseException], ...] = ()
-    ) -> AsyncIterator[None]:
-        """Map driver errors to StoreError, with the DSN's password hidden; ``keep`` passes
-        the given ones through for the caller to handle."""
-        try:
-            yield
-        except keep:
-            raise
-        except asyncpg.PostgresError as exc:
-            if isinstance(exc, asyncpg.PostgresConnectionError):
-                raise self._lost(what, exc) from exc
-            raise StoreError(
-                f"could not {what} in PostgreSQL ({redact_dsn(self.dsn)}): {self._scrub(exc)}"
-            ) from exc
-        except _CONNECTION_ERRORS as exc:
-            raise self._lost(what, exc) from exc
-
-    def _lost(self, what: str, exc: BaseException) -> StoreError:
-        return StoreError(
-            f"could not {what}: the connection to PostgreSQL ({redact_dsn(self.dsn)}) failed "
-            f"({self._scrub(exc)}). The next call reconnects. An append interrupted this way "
-            "may or may not have been committed: retrying the same events is safe (a stored "
-            "append is returned, not written twice)."
-        )
-
-    def _scrub(self, exc: BaseException) -> str:
-        text = str(exc) or type(exc).__name__
-        password = _password(self.dsn)
-        return text.replace(password, "***") if password else text
-
-    @asynccontextmanager
-    async def _connection(
-        self, what: str, keep: type[BaseException] | tuple[type[BaseException], ...] = ()
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection, with errors mapped. One that failed at the connection level is
-        closed rather than returned, so the pool replaces it and the next call reconnects."""
-        pool = self._open_pool()
-        async with self._errors(what, keep), pool.acquire() as connection:
-            try:
-                yield connection
-            except _CONNECTION_ERRORS:
-                connection.terminate()
-                raise
-
-    def _open_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreClosedError(f"PostgreSQL store ({redact_dsn(self.dsn)}) was closed")
-        return self._pool
-
     async def open(self) -> None:
-        async with self._errors("connect"):
-            self._pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=self._min_size,
-                max_size=self._max_size,
-                server_settings=self._settings(),
-                connection_class=_PooledConnection,
-            )
+        await self.db.open()
         try:
-            async with self._transaction("create the schema") as connection:
+            async with self.db.transaction("create the schema") as connection:
                 await connection.execute(self.sql.schema_lock)
                 for statement in self.sql.create:
                     await connection.execute(statement)
@@ -262,27 +221,7 @@ class PostgresBackend:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close(timeout=5)
-            pool, self._pool = self._pool, None
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    await pool.close()
-
-    @asynccontextmanager
-    async def _transaction(
-        self, what: str, keep: type[BaseException] | tuple[type[BaseException], ...] = ()
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction that commits and rolls back shielded from cancellation."""
-        async with self._connection(what, keep) as connection:
-            transaction = connection.transaction()
-            await transaction.start()
-            try:
-                yield connection
-            except BaseException:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await transaction.rollback()
-                raise
-            with anyio.CancelScope(shield=True):
-                await transaction.commit()
+            await self.db.close()
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         total = sum(len(request.rows) for request in requests)
@@ -291,16 +230,18 @@ class PostgresBackend:
                 f"PostgreSQL takes at most {TRANSACTION_SLOTS:,} events in one append, not "
                 f"{total:,}: split it (nothing was written)"
             )
+        begin = self.sql.begin_append(_encode(r.stream_id) or b"" for r in requests)
         for _ in range(5):
             try:
-                async with self._transaction("append", _RETRY) as connection:
-                    return await self._insert(connection, requests)
+                async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    return await self._insert(c, requests)
             except ConcurrencyError:
                 replay = await self._replay(requests)
                 if replay is not None:
                     return replay
                 raise
             except asyncpg.UniqueViolationError:
+                # An event id stored already: this append again (a retry), or a clash.
                 replay = await self._replay(requests)
                 if replay is not None:
                     return replay
@@ -309,7 +250,10 @@ class PostgresBackend:
                     raise conflict from None
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 pass  # rolled back whole: run it again
-        raise StoreError("append kept racing with concurrent appends to the same stream; retry it")
+        raise StoreError(
+            "append kept failing on conflicts with concurrent writers that do not take the "
+            "stream locks (an older eventuality on the same schema?); retry it"
+        )
 
     async def _insert(
         self, connection: asyncpg.Connection, requests: Sequence[AppendRequest]
@@ -345,7 +289,7 @@ class PostgresBackend:
 
     async def _replay(self, requests: Sequence[AppendRequest]) -> list[StoredEvent] | None:
         ids = [row.event_id for request in requests for row in request.rows]
-        async with self._connection("append") as connection:
+        async with self.db.pooled("append") as connection:
             found = await connection.fetch(self.sql.by_ids, ids)
         return match_retry(requests, {str(r[7]): _stored(r) for r in found})
 
@@ -360,7 +304,7 @@ class PostgresBackend:
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
-        async with self._connection("read a stream") as connection:
+        async with self.db.pooled("read a stream") as connection:
             found = await connection.fetch(
                 self.sql.read_stream,
                 _encode(stream_id),
@@ -372,7 +316,7 @@ class PostgresBackend:
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None
     ) -> list[StoredEvent]:
-        async with self._connection("read the log") as connection:
+        async with self.db.pooled("read the log") as connection:
             if types is None:
                 found = await connection.fetch(self.sql.read_log, after, limit)
             else:
@@ -380,11 +324,11 @@ class PostgresBackend:
         return [_stored(r) for r in found]
 
     async def stream_version(self, stream_id: str) -> int:
-        async with self._connection("read a stream version") as connection:
+        async with self.db.pooled("read a stream version") as connection:
             return int(await connection.fetchval(self.sql.stream_version, _encode(stream_id)))
 
     async def last_position(self) -> int:
-        async with self._connection("read the last position") as connection:
+        async with self.db.pooled("read the last position") as connection:
             return int(await connection.fetchval(self.sql.last_position))
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
@@ -398,23 +342,26 @@ class PostgresBackend:
         return await poll_appended(self.last_position, wake, after, timeout)
 
     async def _listen(self) -> None:
-        """(Re)connect the notification listener, at most once a second after a failure."""
-        self._open_pool()
+        """(Re)connect the notification listener, at most once a second after a failure. A
+        failure here is never an error: polling covers for it and the next wait tries again."""
+        self.db.check_open()
         if self.listening or anyio.current_time() < self._listener_retry_at:
             return
         self._listener_retry_at = anyio.current_time() + 1.0
         try:
-            listener = await asyncpg.connect(self.dsn, server_settings=self._settings())
-        except (asyncpg.PostgresError, *_CONNECTION_ERRORS):
-            return  # polling covers for it; the next wait tries again
+            listener = await self.db.connect()
+        except StoreConnectionError:
+            return
         try:
             await listener.add_listener(self.sql.channel, self._notified)
-            self._open_pool()  # closed while we connected: do not leave a listener behind
         except BaseException as exc:
             listener.terminate()
-            if isinstance(exc, asyncpg.PostgresError | _CONNECTION_ERRORS):
+            if isinstance(exc, Exception):
                 return
-            raise
+            raise  # cancelled
+        if not self.db.is_open:  # closed while we connected: leave no listener behind
+            listener.terminate()
+            self.db.check_open()
         listener.add_termination_listener(self._listener_lost)
         self._listener = listener
 
@@ -428,18 +375,28 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def hold_name(self, name: str) -> AsyncIterator[None]:
-        async with self._errors("lock a subscription name"):
-            holder = await asyncpg.connect(self.dsn, server_settings=self._settings())
+        """Hold ``name`` with a session advisory lock on a connection of its own. A lost
+        holder connection ends the block with SubscriptionLocked (another instance may take
+        over); one lost while waiting for the lock, with StoreConnectionError."""
+        what = "lock a subscription name"
+        holder = await self.db.connect()
+        scope = anyio.CancelScope()
+
+        def lost(*_: object) -> None:
+            scope.cancel()
+
         try:
             interval = 0.01
             while True:
-                async with self._errors("lock a subscription name"):
+                async with self.db.failures.mapping(what, holder):
                     if await holder.fetchval(self.sql.try_lock, name):
                         break
                 await anyio.sleep(interval)
                 interval = min(interval * 2, _LOCK_POLL)
-            with anyio.CancelScope() as scope:
-                holder.add_termination_listener(lambda *_: scope.cancel())
+            holder.add_termination_listener(lost)
+            if holder.is_closed():  # lost before the listener was there to see it
+                scope.cancel()
+            with scope:
                 yield
             if scope.cancelled_caught:
                 raise SubscriptionLocked(
@@ -447,15 +404,16 @@ class PostgresBackend:
                     "have taken over. Restart it: it continues from the stored checkpoint."
                 )
         finally:
+            holder.remove_termination_listener(lost)
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await holder.close(timeout=5)
 
     async def get_checkpoint(self, name: str) -> int | None:
-        async with self._connection("read a checkpoint") as connection:
+        async with self.db.pooled("read a checkpoint") as connection:
             return await connection.fetchval(self.sql.get_checkpoint, name)  # type: ignore[no-any-return]
 
     async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        async with self._connection("set a checkpoint") as connection:
+        async with self.db.pooled("set a checkpoint", uncertain=WRITE_UNCERTAIN) as connection:
             await self._set_checkpoint(connection, name, position, expected)
 
     async def _set_checkpoint(
@@ -472,7 +430,7 @@ class PostgresBackend:
             raise CheckpointConflict(name, expected, actual)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        async with self._connection("save a snapshot") as connection:
+        async with self.db.pooled("save a snapshot", uncertain=WRITE_UNCERTAIN) as connection:
             await connection.execute(
                 self.sql.save_snapshot,
                 _encode(snapshot.stream_id),
@@ -483,7 +441,7 @@ class PostgresBackend:
             )
 
     async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
-        async with self._connection("load a snapshot") as connection:
+        async with self.db.pooled("load a snapshot") as connection:
             found = await connection.fetchrow(
                 self.sql.load_snapshot,
                 _encode(stream_id),
@@ -495,53 +453,37 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BackendTransaction]:
-        """A transaction for user SQL. The user's own errors pass through unmapped, and the
-        connection's session state is reset before it goes back to the pool."""
-        pool = self._open_pool()
-        async with self._errors("begin a transaction"):
-            connection = await pool.acquire()
-        try:
-            transaction = connection.transaction()
-            async with self._errors("begin a transaction"):
-                await transaction.start()
+        """A transaction for user SQL. The user's own errors pass through unmapped (only the
+        driver's are mapped, statement by statement); the session is reset afterwards."""
+        failures = self.db.failures
+        async with self.db.user_session(read_only=False) as connection:
             try:
+                async with failures.mapping("begin a transaction", connection):
+                    await connection.execute("BEGIN")
                 yield _PostgresTransaction(self, connection)
             except BaseException:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await transaction.rollback()
+                await end_transaction(connection)
                 raise
             with anyio.CancelScope(shield=True):
-                async with self._errors("commit a transaction"):
-                    await transaction.commit()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._release_after_user_sql(pool, connection)
+                async with failures.mapping(
+                    "commit a transaction", connection, uncertain=WRITE_UNCERTAIN
+                ):
+                    await connection.execute("COMMIT")
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        pool = self._open_pool()
-        async with self._errors("run a query"):
-            connection = await pool.acquire()
+        """Run user SQL on a read-only session: a write fails and nothing is written."""
+        failures = self.db.failures
+        async with self.db.user_session(read_only=True) as connection:
             try:
-                return [tuple(r) for r in await connection.fetch(sql, *params)]
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._release_after_user_sql(pool, connection)
-
-    async def _release_after_user_sql(self, pool: asyncpg.Pool, connection: Any) -> None:
-        """User SQL may change session state (SET, LISTEN, advisory locks): undo it first."""
-        with contextlib.suppress(Exception):
-            if not connection.is_closed():
-                await connection.execute(_SESSION_RESET)
-        await pool.release(connection)
-
-
-def _password(dsn: str) -> str | None:
-    from urllib.parse import parse_qsl, urlsplit
-
-    parts = urlsplit(dsn)
-    if parts.password:
-        return parts.password
-    return next((v for k, v in parse_qsl(parts.query) if k.lower() == "password"), None)
+                async with failures.mapping(
+                    "run a query",
+                    connection,
+                    keep=asyncpg.ReadOnlySQLTransactionError,
+                    statement=sql,
+                ):
+                    return [tuple(r) for r in await connection.fetch(sql, *params)]
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                raise failures.read_only(exc, sql) from exc
 
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -550,12 +492,19 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 class PostgresEventStore(EventStore):
     """An event store in PostgreSQL, shared by any number of processes and machines.
 
-    :param dsn: ``postgresql://user:password@host:port/database`` (libpq keywords as query
-        parameters are accepted too).
+    :param dsn: ``postgresql://user:password@host:port/database``. Query parameters are
+        libpq's as asyncpg reads them (``sslmode``, ``sslrootcert``, ``options``, ...) plus
+        ``connect_timeout`` (whole seconds, as in libpq; asyncpg's default is 60),
+        ``application_name`` (default ``eventuality``) and server settings
+        (``statement_timeout=5000``). libpq options asyncpg cannot honour (``keepalives``,
+        ``hostaddr``, ``gssencmode``, ...) and ``search_path`` are refused with ValueError.
     :param schema: the schema holding eventuality's tables (created if missing); read models
         of projections land there too unless their SQL names another schema.
     :param min_size: the pool's minimum number of connections.
-    :param max_size: the pool's maximum number of connections.
+    :param max_size: the pool's maximum number of connections. ``query()`` has a pool of its
+        own, of read-only sessions, of up to ``max_size`` connections opened as queries come;
+        the notification listener and each running subscription's name holder take one more.
+    :raises ValueError: a malformed URL or parameter, a bad schema name or pool size.
     """
 
     def __init__(
