@@ -81,7 +81,7 @@ class ConcurrencyError(EventualityError):
             message = (
                 f"stream {stream_id!r}: expected version {expected_version}, but {found}. Another "
                 "writer changed it first: load the aggregate again and retry the decision "
-                "(Flow.dispatch retries for you)."
+                "(Flow.dispatch does, up to its retries)."
             )
         super().__init__(message)
 

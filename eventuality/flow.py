@@ -132,7 +132,7 @@ class Flow:
         envelope = _envelope(command, metadata)
         attempt = 0
         commit_store = self._commit_store()
-        held: _StreamLock | None = None
+        locks = _RetryLocks()
         try:
             while True:
                 uow = UnitOfWork(commit_store)
@@ -149,12 +149,17 @@ class Flow:
                     if attempt >= self.retries:
                         if exc.expected_version == 0 and uow.is_new(exc.stream_id):
                             raise AggregateExists(exc.stream_id, exc.actual_version) from exc
+                        exc.add_note(
+                            f"Flow.dispatch ran the handler {attempt + 1} times and the stream "
+                            "kept moving: raise Flow(retries=...) for a stream this contended."
+                        )
                         raise
                     attempt += 1
-                    held = await _lock_for_retry(held, uow.store_of(exc.stream_id), exc, attempt)
+                    locks.after_conflict(uow.store_of(exc.stream_id), exc.stream_id)
+                    await anyio.sleep(_backoff(attempt))
+                    await locks.acquire()
         finally:
-            if held is not None:
-                held.release()
+            locks.release()
         if committed:
             await self.bus.publish(committed)
             for aggregate, appended, repository in touched:
@@ -164,6 +169,41 @@ class Flow:
                 last = max(event.position or 0 for event in committed)
                 await wait_for_subscriptions(store, wait_for, last, timeout=wait_timeout)
         return committed
+
+
+class _RetryLocks:
+    """The in-process locks one dispatch's retries hold: one per stream it conflicted on, so
+    retries on hot streams queue up instead of racing again.
+
+    Locks are always taken in one global order, and only by a dispatch holding none (it lets
+    go of its own first), so no cycle of waits can form. A dispatch nested in a handler whose
+    dispatch holds locks takes none: waiting there could close a cycle, so it backs off only.
+    """
+
+    def __init__(self) -> None:
+        self._wanted: set[tuple[Any, str]] = set()
+        self._held: list[_StreamLock] = []
+        self._pending = False
+
+    def after_conflict(self, store: EventStore | None, stream_id: str) -> None:
+        """Note the stream that conflicted; let go of every lock if it is a new one."""
+        key = (store if store is not None else _NO_STORE, stream_id)
+        if key not in self._wanted:
+            self._wanted.add(key)
+            self.release()
+            self._pending = True
+
+    async def acquire(self) -> None:
+        """Take the locks of every stream that conflicted so far, in the global order."""
+        if not self._pending or _holding.get():
+            return
+        for store, stream_id in sorted(self._wanted, key=lambda k: (id(k[0]), k[1])):
+            self._held.append(await _StreamLock.acquire(store, stream_id))
+        self._pending = False
+
+    def release(self) -> None:
+        while self._held:
+            self._held.pop().release()
 
 
 class _StreamLock:
@@ -178,13 +218,10 @@ class _StreamLock:
         self._token: Token[frozenset[int]] | None = None
 
     @classmethod
-    async def acquire(cls, store: EventStore | None, stream_id: str) -> _StreamLock | None:
-        """The lock, held; None when an enclosing dispatch (a handler dispatching a command)
-        holds it already, so waiting for it would never end."""
-        table = _stream_locks.setdefault(store if store is not None else _NO_STORE, {})
+    async def acquire(cls, store: Any, stream_id: str) -> _StreamLock:
+        """The lock of ``stream_id`` on ``store``, held."""
+        table = _stream_locks.setdefault(store, {})
         lock = table.get(stream_id)
-        if lock is not None and id(lock) in _holding.get():
-            return None
         if lock is None:
             lock = table[stream_id] = cls(table, stream_id)
         lock._users += 1
@@ -195,10 +232,6 @@ class _StreamLock:
             raise
         lock._token = _holding.set(_holding.get() | {id(lock)})
         return lock
-
-    def holds(self, store: EventStore | None, stream_id: str) -> bool:
-        table = _stream_locks.get(store if store is not None else _NO_STORE)
-        return table is self._table and stream_id == self.stream_id
 
     def release(self) -> None:
         if self._token is not None:
@@ -220,21 +253,6 @@ class _NoStore:
 _NO_STORE: Any = _NoStore()
 _holding: ContextVar[frozenset[int]] = ContextVar("eventuality_retry_locks", default=frozenset())
 _stream_locks: weakref.WeakKeyDictionary[Any, dict[str, _StreamLock]] = weakref.WeakKeyDictionary()
-
-
-async def _lock_for_retry(
-    held: _StreamLock | None, store: EventStore | None, conflict: ConcurrencyError, attempt: int
-) -> _StreamLock | None:
-    """Back off, then hold the lock of the stream that conflicted. A dispatch holds one lock
-    at most and waits for none while holding one, so dispatches do not deadlock; a dispatch
-    nested in a handler skips the lock its enclosing dispatch holds."""
-    if held is not None and not held.holds(store, conflict.stream_id):
-        held.release()
-        held = None
-    await anyio.sleep(_backoff(attempt))
-    if held is None:
-        held = await _StreamLock.acquire(store, conflict.stream_id)
-    return held
 
 
 def _backoff(attempt: int) -> float:

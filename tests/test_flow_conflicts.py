@@ -354,3 +354,166 @@ async def test_a_retry_dispatching_a_command_on_its_locked_stream_does_not_deadl
 
     assert calls == {"outer": 2, "inner": 2}
     assert (await accounts.load("hot")).balance == 14
+
+
+class ConflictTransfer(Command):
+    source: str
+    target: str
+    amount: int
+
+
+def _transfer_flow(store: EventStore) -> Flow:
+    accounts = Repository(ConflictAccount, store)
+    flow = Flow(store=store)
+
+    @flow.handles(ConflictTransfer)
+    async def transfer(cmd: ConflictTransfer) -> None:
+        source = await accounts.load(cmd.source)
+        target = await accounts.load(cmd.target)
+        source.deposit(-cmd.amount)
+        target.deposit(cmd.amount)
+
+    return flow
+
+
+async def test_concurrent_transfers_between_few_accounts_succeed_with_the_default_retries(
+    store: EventStore,
+) -> None:
+    names = ["a", "b", "c"]
+    for name in names:
+        await _open(store, name)
+    flow = _transfer_flow(store)
+    failed: list[ConcurrencyError] = []
+
+    async def transfer(n: int) -> None:
+        try:
+            await flow.dispatch(
+                ConflictTransfer(source=names[n % 3], target=names[(n + 1) % 3], amount=1)
+            )
+        except ConcurrencyError as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for n in range(60):
+            group.start_soon(transfer, n)
+
+    balances = [(await Repository(ConflictAccount, store).load(n)).balance for n in names]
+    assert sum(balances) == 0
+    assert len(failed) <= 3, [str(exc) for exc in failed]
+
+
+async def test_a_retry_cancelled_while_it_waits_for_a_stream_lock_leaves_cleanly() -> None:
+    from eventuality import InMemoryEventStore
+    from eventuality.flow import _stream_locks
+
+    store = InMemoryEventStore()
+    for name in ("a", "b"):
+        await _open(store, name)
+    accounts = Repository(ConflictAccount, store)
+    flow = Flow(store=store)
+    runs = {"hold-b": 0, "touch-a-then-b": 0}
+    holding_b = anyio.Event()
+    let_go = anyio.Event()
+
+    @flow.handles(ConflictDeposit)
+    async def hold_b(cmd: ConflictDeposit) -> None:
+        runs["hold-b"] += 1
+        account = await accounts.load("b")
+        if runs["hold-b"] == 1:
+            await store.append("ConflictAccount-b", [ConflictDeposited(amount=0)])
+        else:  # the retry holds b's lock
+            holding_b.set()
+            await let_go.wait()
+        account.deposit(cmd.amount)
+
+    @flow.handles(ConflictTransfer)
+    async def touch_a_then_b(cmd: ConflictTransfer) -> None:
+        runs["touch-a-then-b"] += 1
+        a = await accounts.load("a")
+        b = await accounts.load("b")
+        if runs["touch-a-then-b"] == 1:  # conflict on a: its retry holds a's lock
+            await store.append("ConflictAccount-a", [ConflictDeposited(amount=0)])
+        else:  # then on b: let go of a, wait for b, held by the other dispatch
+            await store.append("ConflictAccount-b", [ConflictDeposited(amount=0)])
+        a.deposit(-cmd.amount)
+        b.deposit(cmd.amount)
+
+    def waiting_for_b() -> bool:
+        lock = _stream_locks.get(store, {}).get("ConflictAccount-b")
+        return lock is not None and lock._users == 2
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(flow.dispatch, ConflictDeposit(id="b", amount=5))
+            await holding_b.wait()
+            scope = anyio.CancelScope()
+            group.start_soon(_dispatch_in, scope, flow)
+            while not waiting_for_b():
+                await anyio.sleep(0)
+            scope.cancel()
+            let_go.set()
+
+    assert runs["touch-a-then-b"] == 2
+    assert (await accounts.load("b")).balance == 5
+    assert dict(_stream_locks.get(store, {})) == {}
+
+
+async def _dispatch_in(scope: anyio.CancelScope, flow: Flow) -> None:
+    with scope:
+        await flow.dispatch(ConflictTransfer(source="a", target="b", amount=1))
+
+
+class ConflictOuter(Command):
+    mine: str
+    other: str
+
+
+async def test_retries_whose_nested_dispatches_conflict_on_each_others_streams_finish() -> None:
+    from eventuality import InMemoryEventStore
+
+    store = InMemoryEventStore()
+    for name in ("a", "b"):
+        await _open(store, name)
+    accounts = Repository(ConflictAccount, store)
+    flow = Flow(store=store)
+    outer_runs: dict[str, int] = {"a": 0, "b": 0}
+    inner_runs: dict[str, int] = {"a": 0, "b": 0}
+    nested_commits: dict[str, int] = {"a": 0, "b": 0}
+    retrying = 0
+    both_retrying = anyio.Event()
+
+    async def someone_else_writes(name: str) -> None:
+        await store.append(f"ConflictAccount-{name}", [ConflictDeposited(amount=0)])
+
+    @flow.handles(ConflictDeposit)
+    async def inner(cmd: ConflictDeposit) -> None:
+        inner_runs[cmd.id] += 1
+        account = await accounts.load(cmd.id)
+        if inner_runs[cmd.id] == 1:
+            await someone_else_writes(cmd.id)
+        account.deposit(cmd.amount)
+
+    @flow.handles(ConflictOuter)
+    async def outer(cmd: ConflictOuter) -> None:
+        nonlocal retrying
+        outer_runs[cmd.mine] += 1
+        account = await accounts.load(cmd.mine)
+        if outer_runs[cmd.mine] == 1:
+            await someone_else_writes(cmd.mine)
+        else:  # each retry holds its own stream's lock, then dispatches on the other's
+            retrying += 1
+            if retrying == 2:
+                both_retrying.set()
+            await both_retrying.wait()
+            await flow.dispatch(ConflictDeposit(id=cmd.other, amount=1))
+            nested_commits[cmd.other] += 1
+        account.deposit(10)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(flow.dispatch, ConflictOuter(mine="a", other="b"))
+            group.start_soon(flow.dispatch, ConflictOuter(mine="b", other="a"))
+
+    balances = {n: (await accounts.load(n)).balance for n in ("a", "b")}
+    assert balances == {n: 10 + nested_commits[n] for n in ("a", "b")}
+    assert min(nested_commits.values()) >= 1

@@ -76,7 +76,7 @@ class DamagedRow(Exception):
 
 
 class WriteRefused(Exception):
-    """A ``store.query()`` statement that would write (or open a transaction); nothing was."""
+    """A ``store.query()`` statement that would do more than read; nothing was done."""
 
     def __init__(self, sql: str) -> None:
         super().__init__(sql)
@@ -393,27 +393,35 @@ def fetchall(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list
 def read_only_query(
     db: sqlite3.Connection, sql: str, params: Sequence[object]
 ) -> list[tuple[Any, ...]]:
-    """``store.query()``: run ``sql`` with writes refused (``PRAGMA query_only``), then put the
-    connection back as it was, so ``:memory:``'s writer connection and a file's reader
-    connections both stay read-only for it. A statement that opens or ends a transaction
-    (``BEGIN``) is undone and refused too: it would leave the connection in a stale snapshot."""
-    was_query_only = db.execute("PRAGMA query_only").fetchone()[0]
-    was_in_transaction = db.in_transaction
-    db.execute("PRAGMA query_only = 1")
+    """``store.query()``: run ``sql`` under an authorizer that lets it only read, so SQLite
+    refuses anything else (a write, ``BEGIN``/``COMMIT``, ``ATTACH``, a ``PRAGMA`` that sets)
+    when the statement is prepared, before it runs. Setting an authorizer expires the
+    connection's cached statements, so none slips through prepared earlier."""
+    db.set_authorizer(_reads_only)
     try:
-        try:
-            rows = fetchall(db, sql, params)
-        except sqlite3.Error as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY:
-                raise WriteRefused(sql) from exc
-            raise
-        if db.in_transaction != was_in_transaction:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise WriteRefused(sql)
-        return rows
+        return fetchall(db, sql, params)
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_AUTH, sqlite3.SQLITE_READONLY):
+            raise WriteRefused(sql) from exc
+        raise
     finally:
-        db.execute(f"PRAGMA query_only = {int(was_query_only)}")
+        db.set_authorizer(None)
+
+
+_READS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+_READ_PRAGMAS = frozenset(
+    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+)
+
+
+def _reads_only(action: int, first: str | None, second: str | None, *_: object) -> int:
+    if action in _READS or (
+        action == sqlite3.SQLITE_PRAGMA and (second is None or first in _READ_PRAGMAS)
+    ):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 def fetchone(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:

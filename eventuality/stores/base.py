@@ -25,6 +25,7 @@ from ..errors import (
     ConcurrencyError,
     DuplicateEventError,
     StoreClosedError,
+    StoreError,
     TransactionError,
     UnsupportedEventLoop,
 )
@@ -466,8 +467,10 @@ class EventStore:
         arguments on every store, or the backend's own with positional ones.
 
         :raises ValueError: both kinds of parameters, or a ``:name`` without a value.
+        :raises StoreError: the statement would write, or begin or end a transaction.
         """
         self._check_open()
+        _refuse_transaction_control(sql)
         text, values = bind(sql, self._backend.paramstyle, params, named)
         return await self._backend.query(text, values)
 
@@ -552,6 +555,25 @@ def _extra_metadata(
             f"{exc}"
         ) from None
     return checked, to_json(checked).decode()
+
+
+_TRANSACTION_CONTROL = re.compile(
+    r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|ATTACH|DETACH)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _refuse_transaction_control(sql: str) -> None:
+    """``query()`` reads; a statement that begins or ends a transaction is refused on every
+    store alike (each store also refuses writes with its own means)."""
+    found = _TRANSACTION_CONTROL.match(sql) if isinstance(sql, str) else None
+    if found:
+        raise StoreError(
+            f"store.query() is read-only and refused {sql.strip()[:80]!r}: {found.group(1)} "
+            "controls transactions. Nothing was done. Write read models through a Projection "
+            "(its handler's transaction) or store.transaction()."
+        )
 
 
 def _checked_name(name: str) -> str:

@@ -20,6 +20,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ..errors import CheckpointConflict, ConcurrencyError, StoreError
+from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
     AppendRequest,
     Backend,
@@ -266,20 +267,17 @@ def _run(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[
 
 
 def _query(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with the read-model database read-only for the call, as ``query`` promises."""
-    db.execute("PRAGMA query_only = 1")
+    """``query()`` on the read-model database: reads only, as on the SQLite store."""
     try:
-        return [tuple(row) for row in db.execute(sql, params).fetchall()]
+        return read_only_query(db, sql, params)
+    except WriteRefused:
+        raise StoreError(
+            f"store.query() is read-only and refused {sql.strip()[:80]!r}: it would write (or "
+            "open a transaction). Nothing was written. Write read models through a Projection "
+            "(its handler's transaction) or store.transaction()."
+        ) from None
     except sqlite3.Error as exc:
-        if "readonly" in str(exc):
-            raise StoreError(
-                f"store.query() is read-only, and this statement writes: {sql.strip()[:80]!r}. "
-                "Nothing was written. Write read models from a Projection's handler (through "
-                "its tx) or inside `async with store.transaction() as tx:`."
-            ) from exc
         raise _sql_error(exc) from exc
-    finally:
-        db.execute("PRAGMA query_only = 0")
 
 
 def _sql_error(exc: sqlite3.Error) -> StoreError:

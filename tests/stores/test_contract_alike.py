@@ -36,6 +36,12 @@ async def _read_model(store: EventStore) -> None:
         "INSERT INTO alike_rows (id) VALUES (2)",
         "UPDATE alike_rows SET id = 3",
         "DROP TABLE alike_rows",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT s",
+        "-- a comment first\nBEGIN",
+        "ATTACH DATABASE 'other.db' AS other",
     ],
 )
 async def test_query_refuses_a_write_and_changes_nothing(store: EventStore, statement: str) -> None:
@@ -47,17 +53,49 @@ async def test_query_refuses_a_write_and_changes_nothing(store: EventStore, stat
     assert await store.query("SELECT id FROM alike_rows") == [(1,)]
 
 
-async def test_query_reads_while_refusing_writes_leaves_later_transactions_writable(
-    store: EventStore,
+@pytest.mark.parametrize("refused", ["DELETE FROM alike_rows", "BEGIN"])
+async def test_a_refused_query_leaves_later_transactions_working(
+    store: EventStore, refused: str
 ) -> None:
     await _read_model(store)
     with pytest.raises(StoreError):
-        await store.query("DELETE FROM alike_rows")
+        await store.query(refused)
 
     async with store.transaction() as tx:
         await tx.execute("INSERT INTO alike_rows (id) VALUES (2)")
 
     assert await store.query("SELECT id FROM alike_rows ORDER BY id") == [(1,), (2,)]
+
+
+async def test_query_cannot_commit_an_open_transaction_half_way(store: EventStore) -> None:
+    await _read_model(store)
+
+    refused: list[StoreError] = []
+
+    async def write_then_fail() -> None:
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO alike_rows (id) VALUES (2)")
+            try:
+                await store.query("COMMIT")
+            except StoreError as exc:
+                refused.append(exc)
+            raise RuntimeError("handler fails")
+
+    with pytest.raises(RuntimeError, match="handler fails"):
+        await write_then_fail()
+
+    assert "read-only" in str(refused[0])
+    assert await store.query("SELECT id FROM alike_rows") == [(1,)]
+
+
+async def test_query_still_reads_with_ctes_and_functions(store: EventStore) -> None:
+    await _read_model(store)
+
+    rows = await store.query(
+        "WITH doubled AS (SELECT id * 2 AS twice FROM alike_rows) SELECT max(twice) FROM doubled"
+    )
+
+    assert rows == [(2,)]
 
 
 @pytest.mark.parametrize("character", ["a", "é", "€", "😀"])

@@ -123,10 +123,17 @@ async def test_query_refuses_a_write_and_writes_nothing(read_model: SQLiteEventS
 
 
 async def test_query_cannot_switch_read_only_off(read_model: SQLiteEventStore) -> None:
-    await read_model.query("PRAGMA query_only = 0")
+    with pytest.raises(StoreError, match=r"query\(\) is read-only"):
+        await read_model.query("PRAGMA query_only = 0")
 
     with pytest.raises(StoreError, match=r"query\(\) is read-only"):
         await read_model.query("DELETE FROM rm")
+
+
+async def test_query_may_read_pragmas_about_tables(read_model: SQLiteEventStore) -> None:
+    columns = await read_model.query("PRAGMA table_info(rm)")
+
+    assert [column[1] for column in columns] == ["id"]
 
 
 async def test_query_refuses_to_open_a_transaction_and_later_queries_see_new_rows(
