@@ -48,7 +48,7 @@ def map_error(exc: BaseException, what: str, *, path: str, busy_timeout: float) 
             f"for {busy_timeout:g} s ({text}). Another process holds a long write transaction: "
             "retry later, or open the store with a larger busy_timeout."
         )
-    if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF in _DAMAGED:
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGED:
         return StoreError(
             f"could not {what} in SQLite database {path!r}: {text}. The file is damaged or not "
             "an SQLite database: check the path, or restore the file from a backup."

@@ -401,7 +401,7 @@ def read_only_query(
     try:
         return fetchall(db, sql, params)
     except sqlite3.DatabaseError as exc:
-        if exc.sqlite_errorcode in (sqlite3.SQLITE_AUTH, sqlite3.SQLITE_READONLY):
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_AUTH, sqlite3.SQLITE_READONLY):
             raise WriteRefused(sql) from exc
         raise
     finally:

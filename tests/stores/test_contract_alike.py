@@ -271,3 +271,32 @@ async def test_a_payload_that_no_longer_fits_its_class_names_stream_and_position
     assert caught.value.stream_id == "shape-1"
     assert caught.value.position == await store.last_position()
     assert "shape-1" in str(caught.value)
+
+
+async def test_a_mistake_in_query_sql_is_a_store_error_and_the_store_goes_on(
+    store: EventStore,
+) -> None:
+    await _read_model(store)
+    placeholder = "?" if store.paramstyle == "qmark" else "$1"
+
+    with pytest.raises(StoreError):
+        await store.query(f"SELECT id FROM alike_rows WHERE id = {placeholder}")
+
+    assert await store.query("SELECT id FROM alike_rows") == [(1,)]
+
+
+async def test_a_mistake_in_transaction_sql_is_a_store_error_and_nothing_commits(
+    store: EventStore,
+) -> None:
+    await _read_model(store)
+    placeholder = "?" if store.paramstyle == "qmark" else "$1"
+
+    async def insert_with_a_missing_argument() -> None:
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO alike_rows (id) VALUES (2)")
+            await tx.execute(f"INSERT INTO alike_rows (id) VALUES ({placeholder})")
+
+    with pytest.raises(StoreError):
+        await insert_with_a_missing_argument()
+
+    assert await store.query("SELECT id FROM alike_rows") == [(1,)]
