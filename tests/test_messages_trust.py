@@ -239,3 +239,23 @@ def test_a_different_upcaster_for_the_same_step_names_both() -> None:
 
     assert "first" in str(caught.value)
     assert "second" in str(caught.value)
+
+
+def test_an_upcaster_that_raises_is_reported_as_an_upcaster_bug_not_a_damaged_row() -> None:
+    class TrustCounted(Event):
+        __event_version__ = 2
+        count: int
+
+    def broken(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"count": int(payload["count"])}
+
+    register_upcaster("TrustCounted", 1, broken)
+    row = _row('{"count": "not a number"}')._replace(event_type="TrustCounted", schema_version=1)
+
+    with pytest.raises(EventSchemaError) as caught:
+        from_row(row)
+
+    assert "upcaster" in str(caught.value)
+    assert "damaged" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.stream_id == "notes-7"

@@ -222,9 +222,7 @@ def from_row(row: StoredEvent) -> Event:
     try:
         if cls is None:
             cls = event_class(row.event_type)
-        fields: dict[str, Any] = from_json(row.data)
-        if type(fields) is not dict:
-            raise ValueError(f"the stored payload is {type(fields).__name__}, not a JSON object")
+        fields = _json_object(row.data, "payload")
         if row.schema_version != cls.__event_version__:
             if row.schema_version > cls.__event_version__:
                 raise EventSchemaError(
@@ -232,13 +230,13 @@ def from_row(row: StoredEvent) -> Event:
                     f"it was written at version {row.schema_version} by newer code; this class "
                     f"is at version {cls.__event_version__}",
                 )
-            fields = upcast_payload(cls, row.schema_version, fields)
+            fields = _upcast(cls, row.schema_version, fields)
         fields["event_id"] = row.event_id
         fields["aggregate_id"] = row.aggregate_id
         fields["aggregate_version"] = row.version
         fields["position"] = row.position
         fields["occurred_at"] = row.occurred_at
-        fields["metadata"] = from_json(row.metadata)
+        fields["metadata"] = _json_object(row.metadata, "metadata")
         event: Event = cls.__pydantic_validator__.validate_python(fields)
     except UnknownEventType as exc:
         raise UnknownEventType(
@@ -253,9 +251,37 @@ def from_row(row: StoredEvent) -> Event:
         raise EventSchemaError(
             row.event_type, detail, stream_id=row.stream_id, position=row.position or None
         ) from exc
-    except ValueError as exc:
+    except _Damaged as exc:
         detail = f"the stored row is damaged ({exc}); restore it from a backup"
         raise EventSchemaError(
             row.event_type, detail, stream_id=row.stream_id, position=row.position or None
-        ) from exc
+        ) from exc.__cause__
     return event
+
+
+class _Damaged(Exception):
+    """A stored row's JSON is not what eventuality wrote."""
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        found = from_json(text)
+    except ValueError as exc:
+        raise _Damaged(f"its {what} is not JSON: {exc}") from exc
+    if type(found) is not dict:
+        raise _Damaged(f"its {what} is {type(found).__name__}, not a JSON object")
+    return found
+
+
+def _upcast(cls: type[Event], version: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """Run the class's upcasters; a failure in one is a bug in it, reported as such."""
+    try:
+        return upcast_payload(cls, version, fields)
+    except EventSchemaError:
+        raise
+    except Exception as exc:
+        raise EventSchemaError(
+            cls.event_type,
+            f"an upcaster of {cls.event_type!r} (from version {version} up to "
+            f"{cls.__event_version__}) raised {type(exc).__name__}: {exc}. Fix the upcaster",
+        ) from exc
