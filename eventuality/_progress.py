@@ -122,13 +122,14 @@ async def wait_for_subscriptions(
     names = list(names)
     checkpoints: dict[str, int | None] = {}
     for name in names:
-        checkpoints[name] = await store.get_checkpoint(name)
-        if name not in state.known and checkpoints[name] is None:
-            raise UnknownSubscription(name, sorted(state.known))
+        if name not in state.known:  # only then is a store read needed before waiting
+            checkpoints[name] = await store.get_checkpoint(name)
+            if checkpoints[name] is None:
+                raise UnknownSubscription(name, sorted(state.known))
     deadline = anyio.current_time() + timeout
     for name in names:
         interval = POLL_START
-        checkpoint = checkpoints[name]
+        checkpoint = checkpoints.get(name)
         while True:
             if state.progress.get(name, 0) >= position:
                 break
