@@ -102,6 +102,16 @@ async def test_a_named_parameter_without_a_value_raises_value_error_naming_it(
         await store.query("SELECT id FROM todo_list WHERE id = :idd", id="x")
 
 
+async def test_a_value_for_a_name_the_sql_does_not_use_raises_value_error_naming_it(
+    store: EventStore,
+) -> None:
+    async with store.transaction() as tx:
+        await create_todo_list(tx)
+
+    with pytest.raises(ValueError, match=":descripton"):
+        await store.query("SELECT id FROM todo_list WHERE id = :id", id="x", descripton="y")
+
+
 @requires_postgres
 async def test_a_cast_after_a_named_parameter_works_on_postgres(tmp_path: Path) -> None:
     async with make_store("postgres", tmp_path) as store:

@@ -62,7 +62,8 @@ def bind(
 ) -> tuple[str, Sequence[Any]]:
     """The SQL and positional values to hand the backend, from either kind of parameters.
 
-    :raises ValueError: both kinds were given, or a ``:name`` in ``sql`` has no value.
+    :raises ValueError: both kinds were given, a ``:name`` in ``sql`` has no value, or a value
+        is given for a name ``sql`` does not use.
     """
     if not named:
         return sql, params
@@ -73,7 +74,14 @@ def bind(
             "store's own placeholders (store.paramstyle) with positional ones"
         )
     text, names = translate(sql, paramstyle)
-    return text, _values(sql, names, named)
+    values = _values(sql, names, named)
+    unused = sorted(set(named).difference(names))
+    if unused:
+        raise ValueError(
+            f"got values for {', '.join(':' + name for name in unused)}, which {sql!r} does not "
+            "use; a misspelt name would otherwise bind nothing. Pass only the names the SQL has."
+        )
+    return text, values
 
 
 def _values(sql: str, names: tuple[str, ...], named: Mapping[str, Any]) -> list[Any]:
