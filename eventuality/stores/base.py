@@ -229,17 +229,25 @@ def _requests(
                 f"exist) or a positive version, not {expected!r}"
             )
         rows = tuple(to_row(stream_id, event, extra) for event in append.events)
-        for row in rows:
+        for event, row in zip(append.events, rows, strict=True):
             if row.event_id in seen_ids:
                 raise DuplicateEventError(stream_id, row.event_id, "appears twice in one append")
             seen_ids.add(row.event_id)
+            given = event.aggregate_version
+            if given is not None and not 1 <= given <= _HIGHEST_VERSION:
+                raise ValueError(
+                    f"{type(event).__name__} {event.event_id} for {stream_id!r} carries "
+                    f"aggregate_version={given!r}; versions start at 1 (or leave it None and "
+                    "the store numbers the event). Nothing was written."
+                )
         carried = [(i, row.version) for i, row in enumerate(rows) if row.version]
         if carried:
             bases = {version - i - 1 for i, version in carried}
             if len(carried) != len(rows) or len(bases) != 1:
                 raise ValueError(
                     f"events for {stream_id!r} must either all carry consecutive aggregate "
-                    f"versions or none; got {[row.version or None for row in rows]}"
+                    f"versions or none; got {[e.aggregate_version for e in append.events]}. "
+                    "Nothing was written."
                 )
             base = bases.pop()
             if expected is not None and expected != base:
@@ -324,7 +332,7 @@ class EventStore:
         ``expected_version`` checked: a commit can require a stream it read but did not change.
         """
         self._check_open()
-        _refuse_inside_transaction("append events")
+        _refuse_inside_transaction(self._backend, "append events")
         extra = _extra_metadata(metadata)
         requests, events = _requests(appends, extra)
         if not events:
@@ -421,13 +429,13 @@ class EventStore:
                 f"checkpoint position {position} is beyond any position a store assigns "
                 f"(at most {_HIGHEST}); nothing was written. Store a position read from an event."
             )
-        _refuse_inside_transaction("set a checkpoint")
+        _refuse_inside_transaction(self._backend, "set a checkpoint")
         await self._backend.set_checkpoint(_checked_name(name), position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot``, replacing one of the same stream and version."""
         self._check_open()
-        _refuse_inside_transaction("save a snapshot")
+        _refuse_inside_transaction(self._backend, "save a snapshot")
         await self._backend.save_snapshot(snapshot)
 
     async def load_snapshot(
@@ -447,9 +455,9 @@ class EventStore:
         SQLite the one writer is busy with this very transaction.
         """
         self._check_open()
-        _refuse_inside_transaction("open a transaction")
+        _refuse_inside_transaction(self._backend, "open a transaction")
         async with self._backend.transaction() as transaction:
-            token = _inside_transaction.set(True)
+            token = _inside_transaction.set(_inside_transaction.get() | {id(self._backend)})
             try:
                 yield NamedTransaction(transaction)
             finally:
@@ -479,7 +487,9 @@ class EventStore:
 # keeps every driver clear of integer overflow.
 _HIGHEST = 2**62
 _HIGHEST_VERSION = 2**31 - 1
-_inside_transaction: ContextVar[bool] = ContextVar("eventuality_inside_transaction", default=False)
+_inside_transaction: ContextVar[frozenset[int]] = ContextVar(
+    "eventuality_inside_transaction", default=frozenset()
+)
 
 
 POLL_START, POLL_MAX = 0.01, 0.25
@@ -524,19 +534,21 @@ def require_asyncio(store: str) -> None:
         ) from None
 
 
-def inside_transaction() -> bool:
-    """Whether the running task (or the task that started it) is inside ``store.transaction()``."""
-    return _inside_transaction.get()
+def inside_transaction(backend: object) -> bool:
+    """Whether the running task (or the task that started it) is inside ``store.transaction()``
+    of the store whose backend is ``backend``."""
+    return id(backend) in _inside_transaction.get()
 
 
-def _refuse_inside_transaction(what: str) -> None:
-    if _inside_transaction.get():
+def _refuse_inside_transaction(backend: object, what: str) -> None:
+    if id(backend) in _inside_transaction.get():
         raise TransactionError(
-            f"cannot {what} inside store.transaction() (a Projection's handler writes only its "
-            "read model, through tx): the write would not be part of that transaction, so it "
-            "could not be undone with it (and on SQLite it would wait for the one writer, which "
-            "the transaction holds). To record events in reaction to events, use a "
-            "Subscription, or dispatch a command from an EventBus listener."
+            f"cannot {what} on this store inside its own store.transaction() (a Projection's "
+            "handler writes only its read model, through tx): the write would not be part of "
+            "that transaction, so it could not be undone with it (and on SQLite it would wait "
+            "for the one writer, which the transaction holds). Writing to another store is "
+            "fine. To record events in reaction to events, use a Subscription, or dispatch a "
+            "command from an EventBus listener."
         )
 
 

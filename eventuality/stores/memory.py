@@ -191,7 +191,7 @@ class MemoryBackend:
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         await checkpoint()
-        if inside_transaction():
+        if inside_transaction(self):
             return _query(self._read_model(), sql, params)
         async with self._transaction_lock:  # never read what an open transaction may undo
             return _query(self._read_model(), sql, params)

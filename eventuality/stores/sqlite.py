@@ -391,7 +391,7 @@ class SQLiteBackend:
                     raise
 
     async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if self.in_memory and not inside_transaction():
+        if self.in_memory and not inside_transaction(self):
             # ":memory:" reads on the writer: wait for an open transaction rather than read
             # what it has not committed.
             async with self._writer_lock:
