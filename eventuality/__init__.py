@@ -26,9 +26,11 @@ from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
 from .errors import StoreConnectionError as StoreConnectionError
 from .errors import StoreError as StoreError
+from .errors import StoreUsageError as StoreUsageError
 from .errors import SubscriptionLocked as SubscriptionLocked
 from .errors import SubscriptionTimeout as SubscriptionTimeout
 from .errors import TransactionError as TransactionError
+from .errors import TransientStoreError as TransientStoreError
 from .errors import UncommittedEventsError as UncommittedEventsError
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEventType as UnknownEventType
@@ -82,6 +84,7 @@ __all__ = [
     "StoreClosedError",
     "StoreConnectionError",
     "StoreError",
+    "StoreUsageError",
     "StreamAppend",
     "Subscription",
     "SubscriptionLocked",
@@ -91,6 +94,7 @@ __all__ = [
     "TRUSTED_ENVELOPE",
     "Transaction",
     "TransactionError",
+    "TransientStoreError",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",

@@ -18,11 +18,13 @@
     ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
     ├── TransactionError        a write the store cannot take inside store.transaction()
     └── StoreError              the storage layer failed; the driver's error is in __cause__
-        ├── StoreBusyError      the database stayed locked past the busy timeout
-        ├── StoreConnectionError the connection to the database failed (retrying may work)
-        ├── StoreClosedError    the store is not open
-        ├── SchemaVersionError  the database was written by an incompatible version
-        └── InvalidStoreURL     also ValueError: a URL open_store cannot use
+        ├── TransientStoreError     retrying may work
+        │   ├── StoreBusyError      the database stayed locked past the busy timeout
+        │   └── StoreConnectionError the connection to the database failed or was lost
+        └── StoreUsageError         retrying never works: fix the call or the setup
+            ├── StoreClosedError    the store is not open
+            ├── SchemaVersionError  the database was written by an incompatible version
+            └── InvalidStoreURL     also ValueError: a URL open_store cannot use
 
 Each message says what was asked, what was found and what to do next; the values are kept as
 attributes so callers never parse messages.
@@ -46,9 +48,11 @@ __all__ = [
     "StoreClosedError",
     "StoreConnectionError",
     "StoreError",
+    "StoreUsageError",
     "SubscriptionLocked",
     "SubscriptionTimeout",
     "TransactionError",
+    "TransientStoreError",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",
@@ -233,7 +237,19 @@ class DuplicateEventError(EventualityError):
 
 
 class UncommittedEventsError(EventualityError):
-    """A handler returned events or an aggregate that its unit of work does not track."""
+    """A dispatch could not commit events its handler recorded or returned (they are not
+    tracked, or on another store); nothing was written. ``stream_ids`` names the streams."""
+
+    def __init__(self, message: str, *, stream_ids: tuple[str, ...] = ()) -> None:
+        self.stream_ids = stream_ids
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_uncommitted, (str(self), self.stream_ids)
+
+
+def _rebuild_uncommitted(message: str, stream_ids: tuple[str, ...]) -> UncommittedEventsError:
+    return UncommittedEventsError(message, stream_ids=stream_ids)
 
 
 class CheckpointConflict(EventualityError):
@@ -254,7 +270,18 @@ class CheckpointConflict(EventualityError):
 
 
 class SubscriptionLocked(EventualityError):
-    """Another process holds the subscription's name."""
+    """Another process holds (or took over) the subscription's name ``name``."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        self.name = name
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_locked, (str(self), self.name)
+
+
+def _rebuild_locked(message: str, name: str | None) -> SubscriptionLocked:
+    return SubscriptionLocked(message, name=name)
 
 
 class SubscriptionTimeout(EventualityError, TimeoutError):
@@ -335,30 +362,55 @@ class UnsupportedEventLoop(EventualityError, RuntimeError):
 
 
 class TransactionError(EventualityError):
-    """A write the store cannot take inside ``store.transaction()`` (a Projection's handler)."""
+    """A write the store cannot take inside its own ``store.transaction()`` (a Projection's
+    handler). ``operation`` says which (for example ``"append events"``)."""
+
+    def __init__(self, message: str, *, operation: str | None = None) -> None:
+        self.operation = operation
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_transaction_error, (str(self), self.operation)
+
+
+def _rebuild_transaction_error(message: str, operation: str | None) -> TransactionError:
+    return TransactionError(message, operation=operation)
 
 
 class StoreError(EventualityError):
-    """The storage layer failed; the driver's own exception is the ``__cause__``."""
+    """The storage layer failed; the driver's own exception is the ``__cause__``.
+
+    Two kinds below it tell a retry policy what to do: :class:`TransientStoreError` (retrying
+    may work) and :class:`StoreUsageError` (retrying never works: fix the call or the setup).
+    A plain ``StoreError`` is neither known to pass nor known to persist.
+    """
 
 
-class StoreBusyError(StoreError):
+class TransientStoreError(StoreError):
+    """A failure that may pass: retrying the same call later may work."""
+
+
+class StoreUsageError(StoreError):
+    """A failure of how the store is used or set up: retrying the same call never works."""
+
+
+class StoreBusyError(TransientStoreError):
     """The database stayed locked by another connection for longer than the busy timeout."""
 
 
-class StoreConnectionError(StoreError):
+class StoreConnectionError(TransientStoreError):
     """The connection to the database failed or was lost. The next call reconnects, so
     retrying may work; an append interrupted this way may or may not have been committed
     (retrying the same events is safe: a stored append is returned, not written twice)."""
 
 
-class StoreClosedError(StoreError):
+class StoreClosedError(StoreUsageError):
     """The store was used before ``open()`` (or ``async with``), or after ``close()``."""
 
 
-class SchemaVersionError(StoreError):
+class SchemaVersionError(StoreUsageError):
     """The database holds a schema this version of eventuality cannot use."""
 
 
-class InvalidStoreURL(StoreError, ValueError):
+class InvalidStoreURL(StoreUsageError, ValueError):
     """``open_store`` was given a URL it cannot open."""

@@ -300,7 +300,8 @@ def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -
                 f"the handler returned {result.stream_id} with {len(result.pending_events)} "
                 "pending events, but it was not loaded or added through a Repository "
                 "during this dispatch, so they would be lost. Create it with "
-                "repository.add(...) or load it with repository.load(...)."
+                "repository.add(...) or load it with repository.load(...).",
+                stream_ids=(result.stream_id,),
             )
     elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
         tracked = {id(e) for events in pending for e in events}
@@ -310,5 +311,6 @@ def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -
                 f"the handler returned {len(stray)} event(s) ({stray[0].event_type}, ...) that are "
                 "not pending on any aggregate loaded or added through a Repository during this "
                 "dispatch, so they would be lost. Record events on an "
-                "aggregate you got from repository.load(...) or repository.add(...)."
+                "aggregate you got from repository.load(...) or repository.add(...).",
+                stream_ids=tuple(dict.fromkeys(e.aggregate_id for e in stray if e.aggregate_id)),
             )

@@ -159,7 +159,8 @@ def _foreign_store(
         todo = "Change aggregates of one store per command (or dispatch one command per store)."
     return UncommittedEventsError(
         f"stream {entry.aggregate.stream_id!r} has {len(events)} pending event(s) on {here}, "
-        f"{why}. Nothing was written. {todo}"
+        f"{why}. Nothing was written. {todo}",
+        stream_ids=(entry.aggregate.stream_id,),
     )
 
 

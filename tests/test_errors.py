@@ -22,9 +22,13 @@ from eventuality import (
     SchemaVersionError,
     StoreBusyError,
     StoreClosedError,
+    StoreConnectionError,
     StoreError,
+    StoreUsageError,
     SubscriptionLocked,
     SubscriptionTimeout,
+    TransactionError,
+    TransientStoreError,
     UncommittedEventsError,
     UnknownCommand,
     UnknownEventType,
@@ -50,7 +54,11 @@ ERRORS: list[EventualityError] = [
     SubscriptionTimeout("projection", 10, 4, timeout=1.5),
     SubscriptionTimeout("projection", 10, None, failed=True),
     UncommittedEventsError("the handler returned 1 event(s) no unit of work tracks"),
+    UncommittedEventsError("stream 'Todo-t1' is on another store", stream_ids=("Todo-t1",)),
     SubscriptionLocked("subscription 'projection' is held by another process"),
+    SubscriptionLocked("lost the hold of 'projection'", name="projection"),
+    TransactionError("cannot append events", operation="append events"),
+    StoreConnectionError("the connection was lost"),
     StoreError("could not append"),
     StoreBusyError("the database stayed locked"),
     StoreClosedError("the store is not open"),
@@ -307,3 +315,54 @@ def test_error_survives_a_pickle_round_trip_with_its_message(error: EventualityE
     copy = pickle.loads(data)
 
     assert str(copy) == str(error)
+
+
+# a retry policy can tell a failure that may pass from one that never will
+
+
+@pytest.mark.parametrize("error_class", [StoreBusyError, StoreConnectionError])
+def test_failures_that_may_pass_are_transient_store_errors(error_class: type) -> None:
+    assert issubclass(error_class, TransientStoreError)
+    assert not issubclass(error_class, StoreUsageError)
+
+
+@pytest.mark.parametrize("error_class", [StoreClosedError, SchemaVersionError, InvalidStoreURL])
+def test_failures_of_use_are_store_usage_errors_and_never_transient(error_class: type) -> None:
+    assert issubclass(error_class, StoreUsageError)
+    assert not issubclass(error_class, TransientStoreError)
+
+
+async def test_a_bad_url_is_a_usage_error_a_retry_policy_does_not_retry() -> None:
+    with pytest.raises(StoreUsageError):
+        eventuality.open_store("ftp://nowhere")
+
+
+async def test_a_closed_store_is_a_usage_error() -> None:
+    store = InMemoryEventStore()
+    await store.close()
+
+    with pytest.raises(StoreUsageError):
+        await store.last_position()
+
+
+async def test_transaction_error_names_the_refused_operation() -> None:
+    store = InMemoryEventStore()
+
+    with pytest.raises(TransactionError) as caught:
+        async with store.transaction():
+            await store.append("s", [TodoCreated(description="x")])
+
+    assert caught.value.operation == "append events"
+
+
+async def test_uncommitted_events_error_names_the_stream() -> None:
+    flow = Flow(store=InMemoryEventStore())
+
+    @flow.handles(CreateTodo)
+    async def create(cmd: CreateTodo) -> Todo:
+        return Todo.create(id=cmd.id, description=cmd.description)
+
+    with pytest.raises(UncommittedEventsError) as caught:
+        await flow.dispatch(CreateTodo(id="t9", description="x"))
+
+    assert caught.value.stream_ids == ("Todo-t9",)

@@ -548,7 +548,8 @@ def _refuse_inside_transaction(backend: object, what: str) -> None:
             "that transaction, so it could not be undone with it (and on SQLite it would wait "
             "for the one writer, which the transaction holds). Writing to another store is "
             "fine. To record events in reaction to events, use a Subscription, or dispatch a "
-            "command from an EventBus listener."
+            "command from an EventBus listener.",
+            operation=what,
         )
 
 

@@ -401,7 +401,8 @@ class PostgresBackend:
             if scope.cancelled_caught:
                 raise SubscriptionLocked(
                     f"lost the connection holding subscription {name!r}; another instance may "
-                    "have taken over. Restart it: it continues from the stored checkpoint."
+                    "have taken over. Restart it: it continues from the stored checkpoint.",
+                    name=name,
                 )
         finally:
             holder.remove_termination_listener(lost)
