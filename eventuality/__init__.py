@@ -11,6 +11,7 @@ import contextlib
 from typing import Any
 
 from .aggregate import Aggregate as Aggregate
+from .aggregate import Uncommitted as Uncommitted
 from .bus import BusStatistics as BusStatistics
 from .bus import EventBus as EventBus
 from .errors import AggregateExists as AggregateExists
@@ -95,6 +96,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "TransientStoreError",
+    "Uncommitted",
     "UncommittedEventsError",
     "UnknownCommand",
     "UnknownEventType",

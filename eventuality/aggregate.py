@@ -8,14 +8,15 @@ import json
 import uuid
 import warnings
 import weakref
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, PrivateAttr, PydanticUserError
 
 from .messages import Event, evolve
 
-__all__ = ["Aggregate", "state_fingerprint"]
+__all__ = ["Aggregate", "Uncommitted", "state_fingerprint"]
 
 # Values of these types cannot be changed in place, so a rollback need not copy them.
 _IMMUTABLE = (
@@ -35,6 +36,13 @@ _IMMUTABLE = (
     frozenset,
 )
 _IMMUTABLE_TYPES = frozenset(_IMMUTABLE) - {enum.Enum}
+
+
+class Uncommitted(NamedTuple):
+    """An aggregate's collected events and the version its stream must be at for them."""
+
+    events: tuple[Event, ...]
+    expected_version: int
 
 
 class Aggregate(BaseModel):
@@ -116,7 +124,19 @@ class Aggregate(BaseModel):
             f"{type(self).__qualname__} must define apply(self, event) to evolve its state"
         )
 
-    def _replay(self, events: list[Event]) -> None:
+    def collect_events(self) -> Uncommitted:
+        """Take out the pending events, with the version the stream must be at for them to
+        follow it: the ``expected_version`` of their append. For whatever writes them (a
+        repository, a dispatch); once collected they are no longer pending, and if the write
+        fails the aggregate is stale: load it again."""
+        pending = self._pending_list()
+        collected = Uncommitted(tuple(pending), self.version - len(pending))
+        pending.clear()
+        return collected
+
+    def replay(self, events: Iterable[Event]) -> None:
+        """Apply stored events of this aggregate's stream, oldest first, each moving
+        ``version`` to its own: how a repository rebuilds it. Nothing becomes pending."""
         for event in events:
             self.apply(event)
             self.__dict__["version"] = event.aggregate_version
@@ -125,9 +145,6 @@ class Aggregate(BaseModel):
         # Straight from pydantic's private storage: `self._pending` goes through __getattr__.
         pending: list[Event] = self.__pydantic_private__["_pending"]  # type: ignore[index]
         return pending
-
-    def _forget_pending(self) -> None:
-        self._pending_list().clear()
 
 
 _fingerprints: weakref.WeakKeyDictionary[type[Aggregate], str] = weakref.WeakKeyDictionary()

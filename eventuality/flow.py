@@ -281,14 +281,9 @@ async def _commit(
     _check_result(uow, result, [pending.events for pending in touched])
     if store is None or not touched:
         return store, [], []
-    appends = [
-        StreamAppend(p.aggregate.stream_id, p.events, p.aggregate.version - len(p.events))
-        for p in touched
-    ]
+    appends = [StreamAppend(p.aggregate.stream_id, *p.aggregate.collect_events()) for p in touched]
     committed = await store.append_streams(appends, metadata=envelope)
     done = [(p.aggregate, len(p.events), p.repository) for p in touched]
-    for pending in touched:
-        pending.aggregate._forget_pending()
     return store, committed, done
 
 

@@ -128,14 +128,13 @@ class Repository(Generic[A]):
         return await self._write(aggregate)
 
     async def _write(self, aggregate: A) -> list[Event]:
-        pending = aggregate.pending_events
-        if not pending:
+        if not aggregate.pending_events:
             return []
+        events, expected_version = aggregate.collect_events()
         stored = await self.store.append(
-            aggregate.stream_id, pending, expected_version=aggregate.version - len(pending)
+            aggregate.stream_id, events, expected_version=expected_version
         )
-        aggregate._forget_pending()
-        await self.snapshot_if_due(aggregate, len(pending))
+        await self.snapshot_if_due(aggregate, len(events))
         return stored
 
     async def _rebuild(self, aggregate_id: str, stream_id: str, version: int | None) -> A:
@@ -150,7 +149,7 @@ class Repository(Generic[A]):
             if not events:
                 raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
             aggregate = cls(id=aggregate_id)
-        aggregate._replay(events)
+        aggregate.replay(events)
         if version is not None and aggregate.version < version:
             raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
         if snapshot is not None and start == 1 and version is None:

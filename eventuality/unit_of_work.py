@@ -115,7 +115,7 @@ class UnitOfWork:
         target = self.store
         first: _Entry | None = None
         for entry in self._entries.values():
-            events = entry.aggregate._pending_list()
+            events = list(entry.aggregate.pending_events)
             if not events:
                 continue
             if target is None:

@@ -354,3 +354,36 @@ def test_aggregate_is_mutable() -> None:
     todo.description = "changed directly"
 
     assert todo.description == "changed directly"
+
+
+def test_collect_events_hands_over_the_pending_events_and_their_expected_version() -> None:
+    todo = Todo.create(id="t1", description="x")
+    todo.rename("y")
+
+    events, expected_version = todo.collect_events()
+
+    assert [type(e) for e in events] == [TodoCreated, TodoRenamed]
+    assert expected_version == 0
+    assert todo.pending_events == ()
+    assert todo.version == 2
+
+
+def test_collect_events_after_a_replay_expects_the_replayed_version() -> None:
+    todo = Todo(id="t1")
+    todo.replay(Todo.create(id="t1", description="x").collect_events().events)
+    todo.complete()
+
+    collected = todo.collect_events()
+
+    assert collected.expected_version == 1
+    assert [e.aggregate_version for e in collected.events] == [2]
+
+
+def test_replay_applies_stored_events_without_making_them_pending() -> None:
+    source = Todo.create(id="t1", description="x")
+    source.rename("y")
+    todo = Todo(id="t1")
+
+    todo.replay(source.collect_events().events)
+
+    assert (todo.description, todo.version, todo.pending_events) == ("y", 2, ())

@@ -49,7 +49,7 @@ class AggregateScenario(Generic[A]):
             evolve(event, {"aggregate_id": self.id, "aggregate_version": version})
             for version, event in enumerate(self.events, start=1)
         ]
-        subject._replay(stamped)
+        subject.replay(stamped)
         return subject
 
     def when(self, action: Callable[[A], object]) -> AggregateOutcome[A]:
