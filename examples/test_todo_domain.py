@@ -2,12 +2,12 @@
 
     python -m pytest examples/test_todo_domain.py
 
-Aggregate tests are plain and synchronous. Flow and projection tests are async: they run under
-``@pytest.mark.anyio`` and take ``event_store``, a fresh store per test, once on each store kind
-(memory and SQLite, and PostgreSQL when ``EVENTUALITY_TEST_POSTGRES_DSN`` names a server).
+Aggregate tests are plain and synchronous. Flow and projection tests are async and take
+``event_store``, a fresh store per test, once on each store kind (memory and SQLite, and
+PostgreSQL when ``EVENTUALITY_TEST_POSTGRES_DSN`` names a server). This repository runs them with
+pytest-asyncio in auto mode; with anyio's pytest plugin instead, mark them ``@pytest.mark.anyio``
+(one runner per project: two would run the fixture and the test on different event loops).
 """
-
-import pytest
 
 from eventuality import (
     Aggregate,
@@ -22,13 +22,6 @@ from eventuality import (
 from eventuality.testing import FlowScenario, ProjectionScenario, given
 
 pytest_plugins = ["eventuality.testing.fixtures"]  # adds the event_store fixture
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    # This repository runs pytest-asyncio in auto mode, which takes every async test onto
-    # asyncio. Without it, drop this fixture: anyio runs each test on trio too (memory store).
-    return "asyncio"
 
 
 class TodoCreated(Event):
@@ -138,7 +131,6 @@ def test_renaming_changes_the_description() -> None:
 # Flows: given events in streams, when a command, then what it committed.
 
 
-@pytest.mark.anyio
 async def test_mark_as_completed_commits_todo_completed(event_store: EventStore) -> None:
     await (
         FlowScenario(make_flow, store=event_store)
@@ -151,7 +143,6 @@ async def test_mark_as_completed_commits_todo_completed(event_store: EventStore)
 # Projections: given events, then the read model's rows after catch-up.
 
 
-@pytest.mark.anyio
 async def test_open_todos_lists_the_todos_not_completed(event_store: EventStore) -> None:
     await (
         ProjectionScenario(make_open_todos, store=event_store)
