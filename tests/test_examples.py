@@ -87,3 +87,14 @@ def test_readme_fastapi_example_serves_its_read_model_from_the_first_request(
         "[{'id': 't1', 'description': 'write docs'}]",
         "422",
     ]
+
+
+def test_readme_testing_example_passes_under_pytest_in_an_empty_folder(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- testing-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its testing example"
+    (tmp_path / "test_todo.py").write_text(block.group(1))
+
+    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_todo.py"], tmp_path)
+
+    assert "4 passed" in out
