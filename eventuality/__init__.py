@@ -37,6 +37,7 @@ from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEventType as UnknownEventType
 from .errors import UnknownSubscription as UnknownSubscription
 from .errors import UnsupportedEventLoop as UnsupportedEventLoop
+from .errors import UnsupportedOperation as UnsupportedOperation
 from .flow import Flow as Flow
 from .messages import TRUSTED_ENVELOPE as TRUSTED_ENVELOPE
 from .messages import Command as Command
@@ -51,6 +52,7 @@ from .stores import SQLiteEventStore as SQLiteEventStore
 from .stores import StreamAppend as StreamAppend
 from .stores import open_store as open_store
 from .stores.base import Transaction as Transaction
+from .stores.boundary import Capabilities as Capabilities
 from .subscriptions import Projection as Projection
 from .subscriptions import Subscription as Subscription
 from .subscriptions import SubscriptionRunner as SubscriptionRunner
@@ -64,6 +66,7 @@ __all__ = [
     "AggregateExists",
     "AggregateNotFound",
     "BusStatistics",
+    "Capabilities",
     "CheckpointConflict",
     "Command",
     "ConcurrencyError",
@@ -102,6 +105,7 @@ __all__ = [
     "UnknownEventType",
     "UnknownSubscription",
     "UnsupportedEventLoop",
+    "UnsupportedOperation",
     "event_class",
     "open_store",
     "register_upcaster",

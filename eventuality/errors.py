@@ -414,3 +414,22 @@ class SchemaVersionError(StoreUsageError):
 
 class InvalidStoreURL(StoreUsageError, ValueError):
     """``open_store`` was given a URL it cannot open."""
+
+
+class UnsupportedOperation(EventualityError, NotImplementedError):
+    """A call needs a capability the store's backend does not offer (checkpoints, snapshots,
+    transactions): see ``store.capabilities``."""
+
+    def __init__(self, store: str, capability: str, operation: str, methods: str) -> None:
+        self.store = store
+        self.capability = capability
+        self.operation = operation
+        self.methods = methods
+        super().__init__(
+            f"{store} cannot {operation}: its backend does not offer {capability} "
+            f"({methods}). Use a store that does (InMemoryEventStore, SQLiteEventStore, "
+            f"PostgresEventStore), or implement {methods} on the backend."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.store, self.capability, self.operation, self.methods)

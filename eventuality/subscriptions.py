@@ -76,6 +76,7 @@ class Subscription:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         if on_unknown not in ("stop", "skip"):
             raise ValueError(f"on_unknown must be 'stop' or 'skip', not {on_unknown!r}")
+        self._check_store(store, name)
         self.store = store
         self.name = name
         self.handler = handler
@@ -92,6 +93,13 @@ class Subscription:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, position={self._position})"
+
+    def _check_store(self, store: EventStore, name: str) -> None:
+        """Refuse, when built, a store that cannot keep this subscription's checkpoint.
+
+        :raises UnsupportedOperation: the store keeps no checkpoints.
+        """
+        store.require("checkpoints", f"keep the checkpoint of {type(self).__name__} {name!r}")
 
     @property
     def position(self) -> int:
@@ -304,6 +312,19 @@ class Projection(Subscription):
         self.batch_size = batch_size
         self.setup = setup
         self._set_up_done = False
+
+    def _check_store(self, store: EventStore, name: str) -> None:
+        """A projection writes its read model and checkpoint in one store transaction.
+
+        :raises UnsupportedOperation: the store has no transactions (or no checkpoints).
+        """
+        store.require(
+            "transactions",
+            f"run Projection {name!r}, which writes its read model and checkpoint in one "
+            "transaction (for a store without one, use a Subscription and keep the read model "
+            "elsewhere)",
+        )
+        super()._check_store(store, name)
 
     async def set_up(self) -> None:
         """Run ``setup`` in a transaction of its own, once per instance: the read model's

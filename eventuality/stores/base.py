@@ -1,8 +1,10 @@
-"""The event store front and the boundary every backend implements.
+"""The event store front, over a backend of tiers (:mod:`~eventuality.stores.boundary`).
 
 Backends see rows (:class:`~eventuality.stores.rows.StoredEvent`), never pydantic models. The front
 validates input, turns events into rows and back, and pages through the log, once for every
-backend, so a backend is a handful of async methods that store and fetch rows atomically.
+backend, so a backend is a handful of async methods that store and fetch rows atomically. It
+also fills in what an optional tier would give (``wait_appended``, ``hold_name``) and refuses,
+naming the missing tier, what none can (checkpoints, snapshots, transactions).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import anyio
 from pydantic import JsonValue, ValidationError
@@ -28,9 +30,22 @@ from ..errors import (
     StoreError,
     TransactionError,
     UnsupportedEventLoop,
+    UnsupportedOperation,
 )
 from ..messages import Event, event_type_names, evolve
 from ._named_sql import NamedTransaction, bind
+from .boundary import (
+    Backend,
+    BackendTransaction,
+    Capabilities,
+    Checkpoints,
+    NameLocks,
+    Snapshots,
+    Transaction,
+    Transactions,
+    WaitsAppended,
+    capabilities_of,
+)
 from .rows import (
     _JSON_OBJECT,
     AppendRequest,
@@ -46,6 +61,7 @@ __all__ = [
     "AppendRequest",
     "Backend",
     "BackendTransaction",
+    "Capabilities",
     "Transaction",
     "EventStore",
     "Snapshot",
@@ -71,124 +87,6 @@ class StreamAppend:
     stream_id: str
     events: Sequence[Event]
     expected_version: int | None = None
-
-
-class EventLog(Protocol):
-    """The core of a backend: streams and the global log. Every method is atomic on its own."""
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        """Store every request or none; return the rows as stored, in request order.
-
-        Inside its transaction a backend calls :func:`settle_versions` per request and, when a
-        request conflicts or an event id is already stored, :func:`match_retry` before failing.
-        """
-        ...
-
-    async def read_stream(
-        self, stream_id: str, from_version: int, to_version: int | None
-    ) -> list[StoredEvent]: ...
-
-    async def read_log(
-        self, after: int, limit: int, types: frozenset[str] | None
-    ) -> list[StoredEvent]:
-        """Up to ``limit`` rows with ``position > after`` in position order. Never returns a row
-        while a lower position may still appear."""
-        ...
-
-    async def stream_version(self, stream_id: str) -> int: ...
-
-    async def last_position(self) -> int:
-        """The highest position a reader may pass: nothing at or below it can still appear."""
-        ...
-
-    async def wait_appended(self, after: int, timeout: float) -> bool:
-        """Wait until a position above ``after`` may be readable, or ``timeout`` seconds pass."""
-        ...
-
-
-class Checkpoints(Protocol):
-    """Named positions in the log, for subscriptions."""
-
-    async def get_checkpoint(self, name: str) -> int | None: ...
-
-    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
-        """Compare-and-set: raise :class:`~eventuality.CheckpointConflict` unless the stored
-        value is ``expected`` (``None``: no checkpoint yet)."""
-        ...
-
-    def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
-        """Hold subscription ``name`` against other processes while the block runs, waiting
-        while another holds it; a holder that dies releases it (PostgreSQL: a session advisory
-        lock; SQLite: a lock file per name). A backend without cross-process locks (memory, one
-        process; SQLite on Windows) holds nothing: its checkpoints' compare-and-set still stops
-        a second process from moving one backwards."""
-        ...
-
-
-class Snapshots(Protocol):
-    """Aggregate snapshots, an optimisation for long streams."""
-
-    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
-    async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None: ...
-
-
-class Transaction(Protocol):
-    """A write transaction on the store's own database, handed to a projection's handler.
-
-    Parameters are named, ``:name`` with keyword arguments (``executemany``: one mapping per
-    row), and work on every store; or positional, in the backend's own style (SQLite: ``?``;
-    PostgreSQL: ``$1``; ``paramstyle`` says which: ``"qmark"`` or ``"dollar"``). One statement
-    takes one kind. Whatever it writes commits together with the projection's checkpoint, or
-    not at all.
-    """
-
-    paramstyle: str
-
-    async def execute(self, sql: str, *params: Any, **named: Any) -> None: ...
-    async def executemany(
-        self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]
-    ) -> None: ...
-    async def fetchall(self, sql: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]: ...
-    async def fetchone(self, sql: str, *params: Any, **named: Any) -> tuple[Any, ...] | None: ...
-
-
-class BackendTransaction(Protocol):
-    """A backend's transaction: positional parameters in its own style, plus what the
-    framework itself does inside a projection's transaction. The front wraps it to take named
-    parameters (:class:`Transaction`)."""
-
-    paramstyle: str
-
-    async def execute(self, sql: str, *params: Any) -> None: ...
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
-    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
-    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None: ...
-    async def get_checkpoint(self, name: str) -> int | None: ...
-    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None: ...
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """Undo only what the block wrote if it raises; the transaction goes on."""
-        ...
-
-
-class Transactions(Protocol):
-    """Read-model transactions in the store's own database (exactly-once projections)."""
-
-    paramstyle: str
-
-    def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
-        """Begin a write transaction; commit when the block ends, roll back if it raises."""
-        ...
-
-    async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run a read-only query on the store's database, outside any transaction."""
-        ...
-
-
-class Backend(EventLog, Checkpoints, Snapshots, Transactions, Protocol):
-    """Everything a storage backend implements: the log, checkpoints, snapshots, transactions."""
 
 
 def _requests(
@@ -265,8 +163,33 @@ class EventStore:
     """The store every caller uses: events in, events out, over a row-level :class:`Backend`."""
 
     def __init__(self, backend: Backend) -> None:
+        self._capabilities = capabilities_of(backend)
         self._backend = backend
         self._open = False
+        self._appended: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"EventStore({self._backend!r})"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store offers beyond the event log, and facts about it (gap-free
+        positions, cross-process locks, durable data). Known before the store is opened."""
+        return self._capabilities
+
+    def require(self, capability: str, operation: str) -> None:
+        """Refuse ``operation`` unless the store offers ``capability`` (``"checkpoints"``,
+        ``"snapshots"`` or ``"transactions"``), as components do when they are built.
+
+        :raises UnsupportedOperation: the backend does not implement that tier.
+        """
+        if not getattr(self._capabilities, capability):
+            raise UnsupportedOperation(repr(self), capability, operation, _TIERS[capability])
+
+    def _tier(self, capability: str, operation: str) -> Any:
+        """The backend, once it is known to offer ``capability``."""
+        self.require(capability, operation)
+        return self._backend
 
     async def open(self) -> None:
         """Connect and create the schema if needed.
@@ -343,6 +266,9 @@ class EventStore:
                         raise ConcurrencyError(request.stream_id, request.expected_version, actual)
             return []
         stored = await self._backend.append(requests)
+        if self._appended is not None:  # wake this store's polling waiters (no live_wait)
+            self._appended.set()
+            self._appended = None
         if extra is None:
             return [
                 evolve(event, {"position": row.position, "aggregate_version": row.version})
@@ -400,28 +326,49 @@ class EventStore:
         return await self._backend.last_position()
 
     async def wait_appended(self, after: int, timeout: float) -> bool:
-        """Wait until something may have been appended after ``after``; False on timeout."""
+        """Wait until something may have been appended after ``after``; False on timeout.
+
+        A backend without ``wait_appended`` is polled (10 ms backing off to 250 ms), and woken
+        at once by appends through this store object.
+        """
         self._check_open()
-        return await self._backend.wait_appended(after, timeout)
+        if isinstance(self._backend, WaitsAppended):
+            return await self._backend.wait_appended(after, timeout)
+        return await poll_appended(self._backend.last_position, self._wake, after, timeout)
+
+    async def _wake(self) -> anyio.Event:
+        if self._appended is None:
+            self._appended = anyio.Event()
+        return self._appended
 
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold subscription ``name`` against other processes while the block runs, waiting
         while another process holds it (PostgreSQL and SQLite files; a killed holder releases
-        it)."""
+        it). A backend without ``hold_name`` holds nothing: one instance per name is then
+        guaranteed only within one process (see ``capabilities.cross_process_locks``)."""
         self._check_open()
-        return self._backend.hold_name(_checked_name(name))
+        checked = _checked_name(name)
+        if isinstance(self._backend, NameLocks):
+            return self._backend.hold_name(checked)
+        return _hold_nothing()
 
     async def get_checkpoint(self, name: str) -> int | None:
-        """The position stored under ``name``, ``None`` if there is none."""
+        """The position stored under ``name``, ``None`` if there is none.
+
+        :raises UnsupportedOperation: the backend keeps no checkpoints.
+        """
         self._check_open()
-        return await self._backend.get_checkpoint(_checked_name(name))
+        checkpoints: Checkpoints = self._tier("checkpoints", "read a checkpoint")
+        return await checkpoints.get_checkpoint(_checked_name(name))
 
     async def set_checkpoint(self, name: str, position: int, *, expected: int | None) -> None:
         """Move checkpoint ``name`` from ``expected`` to ``position``, atomically.
 
         :raises CheckpointConflict: the checkpoint is not at ``expected``.
+        :raises UnsupportedOperation: the backend keeps no checkpoints.
         """
         self._check_open()
+        checkpoints: Checkpoints = self._tier("checkpoints", "set a checkpoint")
         if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
         if position > _HIGHEST:
@@ -430,20 +377,28 @@ class EventStore:
                 f"(at most {_HIGHEST}); nothing was written. Store a position read from an event."
             )
         _refuse_inside_transaction(self._backend, "set a checkpoint")
-        await self._backend.set_checkpoint(_checked_name(name), position, expected)
+        await checkpoints.set_checkpoint(_checked_name(name), position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot``, replacing one of the same stream and version."""
+        """Store ``snapshot``, replacing one of the same stream and version.
+
+        :raises UnsupportedOperation: the backend keeps no snapshots.
+        """
         self._check_open()
+        snapshots: Snapshots = self._tier("snapshots", "save a snapshot")
         _refuse_inside_transaction(self._backend, "save a snapshot")
-        await self._backend.save_snapshot(snapshot)
+        await snapshots.save_snapshot(snapshot)
 
     async def load_snapshot(
         self, stream_id: str, *, max_version: int | None = None
     ) -> Snapshot | None:
-        """The latest snapshot of ``stream_id`` at or below ``max_version``."""
+        """The latest snapshot of ``stream_id`` at or below ``max_version``.
+
+        :raises UnsupportedOperation: the backend keeps no snapshots.
+        """
         self._check_open()
-        return await self._backend.load_snapshot(stream_id, max_version)
+        snapshots: Snapshots = self._tier("snapshots", "load a snapshot")
+        return await snapshots.load_snapshot(stream_id, max_version)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[NamedTransaction]:
@@ -453,10 +408,13 @@ class EventStore:
         (``tx.execute("... VALUES (:a)", a=1)``), or the backend's own with positional ones.
         Events cannot be appended inside it (nor checkpoints and snapshots set outside it): on
         SQLite the one writer is busy with this very transaction.
+
+        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
         """
         self._check_open()
+        transactions: Transactions = self._tier("transactions", "open a transaction")
         _refuse_inside_transaction(self._backend, "open a transaction")
-        async with self._backend.transaction() as transaction:
+        async with transactions.transaction() as transaction:
             token = _inside_transaction.set(_inside_transaction.get() | {id(self._backend)})
             try:
                 yield NamedTransaction(transaction)
@@ -466,8 +424,12 @@ class EventStore:
     @property
     def paramstyle(self) -> str:
         """The placeholders :meth:`query` and transactions take: ``"qmark"`` (``?``, SQLite and
-        the memory store's read models) or ``"dollar"`` (``$1``, PostgreSQL)."""
-        return self._backend.paramstyle
+        the memory store's read models) or ``"dollar"`` (``$1``, PostgreSQL).
+
+        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
+        """
+        transactions: Transactions = self._tier("transactions", "take SQL")
+        return transactions.paramstyle
 
     async def query(self, sql: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]:
         """Run a read-only query on the store's own database, for example on a read model a
@@ -476,11 +438,13 @@ class EventStore:
 
         :raises ValueError: both kinds of parameters, or a ``:name`` without a value.
         :raises StoreError: the statement would write, or begin or end a transaction.
+        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
         """
         self._check_open()
+        transactions: Transactions = self._tier("transactions", "run a query")
         _refuse_transaction_control(sql)
-        text, values = bind(sql, self._backend.paramstyle, params, named)
-        return await self._backend.query(text, values)
+        text, values = bind(sql, transactions.paramstyle, params, named)
+        return await transactions.query(text, values)
 
 
 # No stream grows past 2**31 - 1 versions nor the log past 2**62 positions: clamping to them
@@ -493,6 +457,17 @@ _inside_transaction: ContextVar[frozenset[int]] = ContextVar(
 
 
 POLL_START, POLL_MAX = 0.01, 0.25
+
+_TIERS = {
+    "checkpoints": "get_checkpoint and set_checkpoint",
+    "snapshots": "save_snapshot and load_snapshot",
+    "transactions": "transaction, query and paramstyle",
+}
+
+
+@asynccontextmanager
+async def _hold_nothing() -> AsyncIterator[None]:
+    yield
 
 
 async def poll_appended(

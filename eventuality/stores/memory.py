@@ -23,7 +23,6 @@ from ..errors import CheckpointConflict, ConcurrencyError, StoreError
 from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
     AppendRequest,
-    Backend,
     BackendTransaction,
     EventStore,
     Snapshot,
@@ -40,6 +39,7 @@ class MemoryBackend:
     """Rows in lists and dicts; positions from a counter."""
 
     paramstyle = "qmark"
+    gap_free_positions = True
 
     def __init__(self) -> None:
         self._log: list[StoredEvent] = []
@@ -301,4 +301,6 @@ class InMemoryEventStore(EventStore):
 
 
 if TYPE_CHECKING:
-    _conforms: Backend = MemoryBackend()
+    from .boundary import CompleteBackend
+
+    _conforms: CompleteBackend = MemoryBackend()

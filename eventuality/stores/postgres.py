@@ -71,7 +71,6 @@ from ._postgres_conn import (
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from .base import (
     AppendRequest,
-    Backend,
     BackendTransaction,
     EventStore,
     Snapshot,
@@ -180,6 +179,9 @@ class PostgresBackend:
 
     paramstyle = "dollar"
     asyncio_only = True
+    cross_process_locks = True
+    durable = True
+    gap_free_positions = False  # positions follow transaction ids: a rolled-back append skips
 
     def __init__(self, dsn: str, *, schema: str, min_size: int, max_size: int) -> None:
         self.dsn = dsn
@@ -530,4 +532,6 @@ class PostgresEventStore(EventStore):
 
 
 if TYPE_CHECKING:
-    _conforms: Backend = PostgresBackend("", schema="public", min_size=1, max_size=1)
+    from .boundary import CompleteBackend
+
+    _conforms: CompleteBackend = PostgresBackend("", schema="public", min_size=1, max_size=1)

@@ -38,6 +38,7 @@ import functools
 import itertools
 import os
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
@@ -53,7 +54,6 @@ from ._sqlite_errors import MAPPED, map_error
 from ._sqlite_transaction import SQLiteTransaction
 from .base import (
     AppendRequest,
-    Backend,
     BackendTransaction,
     EventStore,
     Snapshot,
@@ -90,6 +90,7 @@ class SQLiteBackend:
 
     paramstyle = "qmark"
     asyncio_only = True
+    gap_free_positions = True
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout: float, readers: int) -> None:
         self.path = path
@@ -110,6 +111,16 @@ class SQLiteBackend:
     @property
     def in_memory(self) -> bool:
         return self.path == ":memory:" or self.path.startswith("file::memory:")
+
+    @property
+    def durable(self) -> bool:
+        """A file outlives the store object; ``:memory:`` goes with it."""
+        return not self.in_memory
+
+    @property
+    def cross_process_locks(self) -> bool:
+        """Lock files hold names for a file database, except on Windows (no ``flock``)."""
+        return not self.in_memory and sys.platform != "win32"
 
     async def open(self) -> None:
         self._writer = await self._connect(writer=True)
@@ -440,4 +451,8 @@ class SQLiteEventStore(EventStore):
 
 
 if TYPE_CHECKING:
-    _conforms: Backend = SQLiteBackend(":memory:", synchronous="NORMAL", busy_timeout=5, readers=1)
+    from .boundary import CompleteBackend
+
+    _conforms: CompleteBackend = SQLiteBackend(
+        ":memory:", synchronous="NORMAL", busy_timeout=5, readers=1
+    )

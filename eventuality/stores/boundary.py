@@ -1,0 +1,292 @@
+"""The storage boundary: what a backend implements, in tiers, and how the front finds out.
+
+::
+
+    EventStore (front, base.py)     events in and out, validation, paging, capability checks
+        │  rows (StoredEvent), never pydantic models
+        ▼
+    EventLog        required    open, close, append, read_stream, read_log,
+                                stream_version, last_position
+    WaitsAppended   optional    wait_appended        (default: poll last_position, 10-250 ms)
+    NameLocks       optional    hold_name            (default: hold nothing)
+    Checkpoints     optional    get_checkpoint, set_checkpoint     (Subscription needs it)
+    Snapshots       optional    save_snapshot, load_snapshot       (Repository(snapshot_every=))
+    Transactions    optional    transaction, query, paramstyle     (Projection needs it)
+
+A backend is a plain class; the front detects each optional tier by the methods it has
+(``runtime_checkable`` protocols) and reports them as :class:`Capabilities`. A call that needs a
+tier the backend lacks raises :class:`~eventuality.UnsupportedOperation`. Facts that no method
+shows are plain attributes the backend may set (read with ``getattr``, default ``False``):
+``gap_free_positions``, ``cross_process_locks``, ``durable`` and ``asyncio_only``.
+
+The front already checks, so no backend needs to: the store is open; stream ids are non-empty
+``str`` of at most 1,024 bytes of UTF-8; expected versions are ``None`` or ints >= 0; events
+carry consistent versions; no event id appears twice in one append; version and position
+arguments are clamped to what fits a 64-bit integer; checkpoint names are non-empty ``str``
+without NUL; and nothing writes inside the store's own ``transaction()``.
+
+Run :mod:`eventuality.testing.contract` against a backend to check it keeps this contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .rows import AppendRequest, Snapshot, StoredEvent
+
+__all__ = [
+    "Backend",
+    "BackendTransaction",
+    "Capabilities",
+    "Checkpoints",
+    "CompleteBackend",
+    "EventLog",
+    "NameLocks",
+    "Snapshots",
+    "Transaction",
+    "Transactions",
+    "WaitsAppended",
+    "capabilities_of",
+]
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The one required tier: streams and the global log. Every method is atomic on its own."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed; called once before any other method."""
+        ...
+
+    async def close(self) -> None:
+        """Release every connection; called once, after which nothing else is called."""
+        ...
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        """Store every request or none; return the rows as stored (with positions and
+        versions), in request order. ``requests`` is never empty of rows.
+
+        Inside one atomic step a backend calls :func:`~eventuality.stores.base.settle_versions`
+        per request (it checks the expected version, raises
+        :class:`~eventuality.ConcurrencyError` and numbers unversioned rows) and, when a request
+        conflicts or one of its event ids is already stored,
+        :func:`~eventuality.stores.base.match_retry` before failing: an exact repeat returns
+        the stored rows, any other reuse of an event id raises
+        :class:`~eventuality.DuplicateEventError`. Positions are above every position already
+        readable and increase in request order.
+        """
+        ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int, to_version: int | None
+    ) -> list[StoredEvent]:
+        """Rows of one stream with ``from_version <= version <= to_version`` (``None``: to the
+        end) in version order; ``[]`` for an unknown stream. ``to_version`` may be below 1."""
+        ...
+
+    async def read_log(
+        self, after: int, limit: int, types: frozenset[str] | None
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` (>= 1) rows with ``position > after`` in position order, only of
+        the stored type names in ``types`` (``None``: all). Never returns a row while a lower
+        position may still appear."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The version of the stream's last row; 0 for an unknown stream."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest position a reader may pass: nothing at or below it can still appear.
+        0 when the log is empty."""
+        ...
+
+
+Backend = EventLog
+"""What every backend implements; the optional tiers below add to it."""
+
+
+@runtime_checkable
+class WaitsAppended(Protocol):
+    """Live notification. Without it the front polls ``last_position`` (10 ms backing off to
+    250 ms), and is woken at once by appends through the same store object."""
+
+    async def wait_appended(self, after: int, timeout: float) -> bool:
+        """Wait until a position above ``after`` may be readable (True), or ``timeout``
+        seconds pass (False). Return at once when one is readable already."""
+        ...
+
+
+@runtime_checkable
+class NameLocks(Protocol):
+    """Subscription names held against other processes. Without it the front holds nothing:
+    one instance per name is then guaranteed only within one process (the checkpoint's
+    compare-and-set still stops a second process from moving one backwards)."""
+
+    def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold ``name`` while the block runs, waiting while another holds it; a holder that
+        dies releases it (PostgreSQL: a session advisory lock; SQLite: a lock file per name).
+        A backend that holds nothing here leaves ``cross_process_locks`` false."""
+        ...
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """Named positions in the log, for subscriptions."""
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        """The position stored under ``name``; ``None`` when there is none."""
+        ...
+
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        """Compare-and-set: raise :class:`~eventuality.CheckpointConflict` unless the stored
+        value is ``expected`` (``None``: no checkpoint yet). ``position`` is an int >= 0."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """Aggregate snapshots, an optimisation for long streams."""
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot``, replacing one of the same stream and version."""
+        ...
+
+    async def load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        """The snapshot of ``stream_id`` with the highest version at or below ``max_version``
+        (``None``: any); ``None`` when there is none."""
+        ...
+
+
+class Transaction(Protocol):
+    """A write transaction on the store's own database, handed to a projection's handler.
+
+    Parameters are named, ``:name`` with keyword arguments (``executemany``: one mapping per
+    row), and work on every store; or positional, in the backend's own style (SQLite: ``?``;
+    PostgreSQL: ``$1``; ``paramstyle`` says which: ``"qmark"`` or ``"dollar"``). One statement
+    takes one kind. Whatever it writes commits together with the projection's checkpoint, or
+    not at all.
+    """
+
+    paramstyle: str
+
+    async def execute(self, sql: str, *params: Any, **named: Any) -> None: ...
+    async def executemany(
+        self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> None: ...
+    async def fetchall(self, sql: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]: ...
+    async def fetchone(self, sql: str, *params: Any, **named: Any) -> tuple[Any, ...] | None: ...
+
+
+class BackendTransaction(Protocol):
+    """A backend's transaction: positional parameters in its own style, plus what the
+    framework itself does inside a projection's transaction. The front wraps it to take named
+    parameters (:class:`Transaction`)."""
+
+    paramstyle: str
+
+    async def execute(self, sql: str, *params: Any) -> None: ...
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+    async def fetchone(self, sql: str, *params: Any) -> tuple[Any, ...] | None: ...
+    async def get_checkpoint(self, name: str) -> int | None: ...
+    async def set_checkpoint(self, name: str, position: int, expected: int | None) -> None:
+        """Compare-and-set inside the transaction: it commits with the read model."""
+        ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """Undo only what the block wrote if it raises; the transaction goes on."""
+        ...
+
+
+@runtime_checkable
+class Transactions(Protocol):
+    """Read-model transactions in the store's own database (exactly-once projections)."""
+
+    paramstyle: str
+    """``"qmark"`` (``?``) or ``"dollar"`` (``$1``): the placeholders the SQL takes."""
+
+    def transaction(self) -> AbstractAsyncContextManager[BackendTransaction]:
+        """Begin a write transaction; commit when the block ends, roll back if it raises."""
+        ...
+
+    async def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a read-only query on the store's database, outside any transaction (the front
+        has refused transaction control; the backend refuses writes with
+        :class:`~eventuality.StoreError`)."""
+        ...
+
+
+class CompleteBackend(
+    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, Protocol
+):
+    """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store offers beyond the event log, and the facts its contract suite asks about.
+
+    :param checkpoints: ``get_checkpoint``/``set_checkpoint`` (a :class:`Subscription` needs them).
+    :param snapshots: ``save_snapshot``/``load_snapshot`` (``Repository(snapshot_every=)``).
+    :param transactions: ``transaction()``, ``query()`` and ``paramstyle`` (a :class:`Projection`).
+    :param live_wait: the backend waits for appends itself; else the front polls.
+    :param cross_process_locks: ``hold_name`` holds a name against other processes.
+    :param gap_free_positions: positions run 1, 2, 3... with no gaps, even after conflicts
+        (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
+    :param durable: the data outlives the store object: another store opened on the same
+        location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
+    """
+
+    checkpoints: bool
+    snapshots: bool
+    transactions: bool
+    live_wait: bool
+    cross_process_locks: bool
+    gap_free_positions: bool
+    durable: bool
+
+
+def capabilities_of(backend: EventLog) -> Capabilities:
+    """Detect the tiers ``backend`` implements and read the facts it declares.
+
+    :raises TypeError: ``backend`` lacks a required method, or declares cross-process locks
+        without ``hold_name``.
+    """
+    if not isinstance(backend, EventLog):
+        missing = [
+            name
+            for name in (
+                "open",
+                "close",
+                "append",
+                "read_stream",
+                "read_log",
+                "stream_version",
+                "last_position",
+            )
+            if not callable(getattr(backend, name, None))
+        ]
+        raise TypeError(
+            f"{backend!r} is not an event store backend: it lacks {', '.join(missing)}. "
+            "Implement the EventLog methods (see eventuality.stores.boundary)."
+        )
+    locks = isinstance(backend, NameLocks)
+    cross_process = bool(getattr(backend, "cross_process_locks", False))
+    if cross_process and not locks:
+        raise TypeError(
+            f"{backend!r} declares cross_process_locks but has no hold_name(name) method; "
+            "implement it or drop the declaration"
+        )
+    return Capabilities(
+        checkpoints=isinstance(backend, Checkpoints),
+        snapshots=isinstance(backend, Snapshots),
+        transactions=isinstance(backend, Transactions),
+        live_wait=isinstance(backend, WaitsAppended),
+        cross_process_locks=cross_process,
+        gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
+        durable=bool(getattr(backend, "durable", False)),
+    )
