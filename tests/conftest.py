@@ -7,7 +7,7 @@ schema of its own, dropped afterwards. Without it, the PostgreSQL runs are skipp
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -54,6 +54,13 @@ def make_store(kind: str, tmp_path: Path) -> EventStore:
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
+
+
+@pytest.fixture
+def contract_store_factory(store_kind: str, tmp_path: Path) -> Callable[[], EventStore]:
+    """New stores of one kind for the shipped contract suite: stores of a durable kind made in
+    one test share their data."""
+    return lambda: make_store(store_kind, tmp_path)
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""The store contract, shipped: every test a store must pass, for your own backend too.
+
+In a test module of your project::
+
+    import pytest
+    from eventuality.testing.contract import *  # noqa: F403
+
+    @pytest.fixture
+    def contract_store_factory(tmp_path):
+        return lambda: MyEventStore(tmp_path / "data")
+
+The factory makes a new, unopened store each call; for a store whose ``capabilities.durable``
+is true, every call in one test makes a store on the same data. The tests are plain ``async
+def``: run them under pytest-asyncio's auto mode, or add ``pytestmark = pytest.mark.anyio``.
+
+Tests of a capability the store does not declare (``store.capabilities``: checkpoints,
+snapshots, transactions, cross-process locks, gap-free positions, durable data) are skipped,
+each saying why. One tier alone: ``from eventuality.testing.contract.log_append import *``.
+
+Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
+``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
+``snapshots``, ``transactions``, ``locks`` (the optional tiers).
+"""
+
+from . import (
+    alike,
+    checkpoints,
+    lifecycle,
+    locks,
+    log_append,
+    log_duplicates,
+    log_live,
+    log_read,
+    log_verbatim,
+    snapshots,
+    transactions,
+)
+from ._support import StoreFactory as StoreFactory
+from ._support import checkpoint_store as checkpoint_store
+from ._support import contract_store as contract_store
+from ._support import requires as requires
+from ._support import snapshot_store as snapshot_store
+from ._support import sql_store as sql_store
+from .alike import *  # noqa: F403
+from .checkpoints import *  # noqa: F403
+from .lifecycle import *  # noqa: F403
+from .locks import *  # noqa: F403
+from .log_append import *  # noqa: F403
+from .log_duplicates import *  # noqa: F403
+from .log_live import *  # noqa: F403
+from .log_read import *  # noqa: F403
+from .log_verbatim import *  # noqa: F403
+from .snapshots import *  # noqa: F403
+from .transactions import *  # noqa: F403
+
+FIXTURES = ["checkpoint_store", "contract_store", "snapshot_store", "sql_store"]
+"""The fixtures the tests take; the user supplies ``contract_store_factory``."""
+
+TESTS = sorted(
+    name
+    for module in (
+        alike,
+        checkpoints,
+        lifecycle,
+        locks,
+        log_append,
+        log_duplicates,
+        log_live,
+        log_read,
+        log_verbatim,
+        snapshots,
+        transactions,
+    )
+    for name in module.__all__
+)
+
+__all__ = ["StoreFactory", "requires", *FIXTURES, *TESTS]
