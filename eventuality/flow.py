@@ -233,6 +233,20 @@ class _StreamLock:
         lock._token = _holding.set(_holding.get() | {id(lock)})
         return lock
 
+    @classmethod
+    async def wait_for_retries(cls, store: EventStore, stream_ids: list[str]) -> None:
+        """Before a dispatch that holds no lock commits, let the retries that hold these
+        streams' locks commit first: otherwise a stream of first attempts could beat a
+        queued retry again and again until its retries run out. (Its own commit then
+        conflicts, and it retries holding the locks.) Lock holders never wait here, so no
+        cycle of waits can form."""
+        table = _stream_locks.get(store)
+        if not table or _holding.get():
+            return
+        for stream_id in sorted(stream_ids):
+            if stream_id in table:
+                (await cls.acquire(store, stream_id)).release()
+
     def release(self) -> None:
         if self._token is not None:
             _holding.reset(self._token)
@@ -281,6 +295,7 @@ async def _commit(
     _check_result(uow, result, [pending.events for pending in touched])
     if store is None or not touched:
         return store, [], []
+    await _StreamLock.wait_for_retries(store, [p.aggregate.stream_id for p in touched])
     appends = [StreamAppend(p.aggregate.stream_id, *p.aggregate.collect_events()) for p in touched]
     committed = await store.append_streams(appends, metadata=envelope)
     done = [(p.aggregate, len(p.events), p.repository) for p in touched]
