@@ -16,6 +16,7 @@
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
     ├── UnknownSubscription     also LookupError: no subscription has that name
     ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
+    ├── UnsupportedOperation    also NotImplementedError: the store's backend lacks a tier
     ├── TransactionError        a write the store cannot take inside store.transaction()
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── TransientStoreError     retrying may work
@@ -58,6 +59,7 @@ __all__ = [
     "UnknownEventType",
     "UnknownSubscription",
     "UnsupportedEventLoop",
+    "UnsupportedOperation",
 ]
 
 

@@ -35,6 +35,11 @@ class Repository(Generic[A]):
             raise TypeError(f"Repository takes an Aggregate subclass, not {aggregate_class!r}")
         if snapshot_every is not None and snapshot_every < 1:
             raise ValueError(f"snapshot_every must be None or at least 1, not {snapshot_every}")
+        if snapshot_every is not None:
+            store.require(
+                "snapshots",
+                f"keep snapshots for Repository({aggregate_class.__name__}, snapshot_every=...)",
+            )
         self.aggregate_class = aggregate_class
         self.store = store
         self.snapshot_every = snapshot_every

@@ -98,3 +98,14 @@ def test_readme_testing_example_passes_under_pytest_in_an_empty_folder(tmp_path:
     out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_todo.py"], tmp_path)
 
     assert "4 passed" in out
+
+
+def test_readme_backend_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- backend-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its backend example"
+    (tmp_path / "list_backend.py").write_text(block.group(1))
+
+    out = _run(["list_backend.py"], tmp_path)
+
+    assert out.splitlines() == ["[{'text': 'hello'}]", "False True"]
