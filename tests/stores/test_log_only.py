@@ -17,7 +17,7 @@ from eventuality import (
 from eventuality.stores.base import Snapshot
 from eventuality.stores.boundary import capabilities_of
 from eventuality.testing.contract import *  # noqa: F403
-from tests.domain import Todo, TodoCreated
+from tests.domain import Todo
 from tests.stores.log_only import LogOnlyBackend, LogOnlyStore
 
 
