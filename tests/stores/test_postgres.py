@@ -6,13 +6,11 @@ import select
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 from eventuality import (
@@ -31,6 +29,7 @@ from eventuality.stores.base import AppendRequest, StoredEvent
 from eventuality.stores.postgres import PostgresBackend, PostgresEventStore
 from tests.conftest import POSTGRES_DSN, make_store, postgres_schema, requires_postgres
 from tests.domain import CreateTodo, Todo, TodoCreated, TodoRenamed
+from tests.stores._postgres_admin import admin, named_store
 
 pytestmark = requires_postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,23 +41,6 @@ async def pg(tmp_path: Path) -> AsyncIterator[PostgresEventStore]:
     assert isinstance(store, PostgresEventStore)
     async with store:
         yield store
-
-
-def _named(tmp_path: Path) -> tuple[PostgresEventStore, str]:
-    """A store whose sessions carry an application name of their own, so a test counts or
-    kills its backends and nothing else on the server."""
-    name = f"evtest_{uuid.uuid4().hex[:10]}"
-    separator = "&" if "?" in POSTGRES_DSN else "?"
-    dsn = f"{POSTGRES_DSN}{separator}application_name={name}"
-    return PostgresEventStore(dsn, schema=postgres_schema(tmp_path)), name
-
-
-async def _admin(sql: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        return list(await connection.fetch(sql, *args))
-    finally:
-        await connection.close()
 
 
 class HeldAppend:
@@ -194,7 +176,7 @@ async def test_notify_wakes_run_and_polling_takes_over_when_the_listener_drops(
         assert backend.listening
         listener_pid = backend._listener.get_server_pid()  # type: ignore[union-attr]
 
-        await _admin("SELECT pg_terminate_backend($1)", listener_pid)
+        await admin("SELECT pg_terminate_backend($1)", listener_pid)
         await other.append("two", [_todo("two")])
         with anyio.fail_after(10):
             while seen != ["one", "two"]:
@@ -266,7 +248,7 @@ async def test_one_instance_per_subscription_name_and_takeover_when_it_is_killed
 async def test_cancelled_appends_and_dispatches_leave_no_connection_idle_in_transaction(
     tmp_path: Path,
 ) -> None:
-    pg, name = _named(tmp_path)
+    pg, name = named_store(tmp_path)
     async with pg:
         flow = Flow(store=pg)
         todos = Repository(Todo, pg)
@@ -287,7 +269,7 @@ async def test_cancelled_appends_and_dispatches_leave_no_connection_idle_in_tran
                         ]
                     )
 
-        idle = await _admin(
+        idle = await admin(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
             name,
@@ -306,7 +288,7 @@ async def test_cancelled_appends_and_dispatches_leave_no_connection_idle_in_tran
 async def test_terminated_connections_end_appends_whole_or_with_a_connection_error(
     tmp_path: Path,
 ) -> None:
-    pg, name = _named(tmp_path)
+    pg, name = named_store(tmp_path)
     outcomes: list[str] = []
 
     async def append_batches() -> None:
@@ -322,7 +304,7 @@ async def test_terminated_connections_end_appends_whole_or_with_a_connection_err
 
     async def terminate() -> None:
         for _ in range(30):
-            await _admin(
+            await admin(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = $1 AND pid <> pg_backend_pid()",
                 name,
@@ -452,7 +434,7 @@ async def test_closing_the_store_under_a_running_subscription_leaves_no_listener
             while not failures:
                 await anyio.sleep(0.05)
 
-    listeners = await _admin(
+    listeners = await admin(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND query LIKE $1",
         f"%{postgres_schema(tmp_path)}%",
     )
@@ -477,7 +459,7 @@ async def test_an_error_of_the_users_own_inside_a_transaction_passes_through_unc
 
     async with pg.transaction() as tx:
         await tx.execute("SET application_name = 'changed by user SQL'")
-    names = await _admin(
+    names = await admin(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'changed by user SQL'"
     )
 

@@ -33,40 +33,20 @@ from eventuality.stores.base import Snapshot
 from eventuality.stores.postgres import PostgresBackend, PostgresEventStore
 from tests.conftest import POSTGRES_DSN, postgres_schema, requires_postgres
 from tests.domain import CreateTodo, Todo, TodoCreated, TodoRenamed
+from tests.stores._postgres_admin import admin, named_store, with_params
 
 pytestmark = requires_postgres
 
 
-def _url(**params: object) -> str:
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return f"{POSTGRES_DSN}{'&' if '?' in POSTGRES_DSN else '?'}{query}"
-
-
-def _named_store(tmp_path: Path, **options: Any) -> tuple[PostgresEventStore, str]:
-    name = f"evtest_{uuid.uuid4().hex[:10]}"
-    store = PostgresEventStore(
-        _url(application_name=name), schema=postgres_schema(tmp_path), **options
-    )
-    return store, name
-
-
 @pytest.fixture
 async def named(tmp_path: Path) -> AsyncIterator[tuple[PostgresEventStore, str]]:
-    store, name = _named_store(tmp_path)
+    store, name = named_store(tmp_path)
     async with store:
         yield store, name
 
 
-async def _admin(sql: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        return list(await connection.fetch(sql, *args))
-    finally:
-        await connection.close()
-
-
 async def _kill(application_name: str, query_like: str = "%") -> int:
-    killed = await _admin(
+    killed = await admin(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE application_name = $1 AND query LIKE $2 AND pid <> pg_backend_pid()",
         application_name,
@@ -81,7 +61,7 @@ async def _kill(application_name: str, query_like: str = "%") -> int:
 async def test_a_wrong_argument_count_in_a_transaction_is_a_statement_error_on_a_kept_connection(
     tmp_path: Path,
 ) -> None:
-    store, _ = _named_store(tmp_path, max_size=1)
+    store, _ = named_store(tmp_path, max_size=1)
     async with store:
         async with store.transaction() as tx:
             await tx.execute("CREATE TABLE notes (id TEXT, text TEXT)")
@@ -105,7 +85,7 @@ async def test_a_wrong_argument_count_in_a_transaction_is_a_statement_error_on_a
 async def test_a_wrong_argument_count_in_a_query_is_a_statement_error_on_a_kept_connection(
     tmp_path: Path,
 ) -> None:
-    store, _ = _named_store(tmp_path, max_size=1)
+    store, _ = named_store(tmp_path, max_size=1)
     async with store:
         before = await store.query("SELECT pg_backend_pid()")
 
@@ -169,7 +149,7 @@ async def test_a_killed_connection_inside_a_transaction_is_a_store_connection_er
 async def test_a_subscriptions_killed_backends_give_store_connection_errors_then_reconnect(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store, name = _named_store(tmp_path)
+    store, name = named_store(tmp_path)
     seen: list[int] = []
     outcomes: dict[str, int] = {}
 
@@ -441,7 +421,7 @@ async def test_cancelling_appends_dispatches_transactions_and_queries_reports_no
     finally:
         loop.set_exception_handler(previous)
 
-    idle = await _admin(
+    idle = await admin(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
         name,
@@ -467,7 +447,7 @@ async def test_cancelling_calls_while_their_connections_are_made_reports_nothing
     cancelled = 0
     try:
         for _ in range(40):
-            store, _name = _named_store(tmp_path)
+            store, _name = named_store(tmp_path)
             async with store:  # the query pool has no connection yet: the query makes one
                 with anyio.move_on_after(rng.uniform(0, 0.004)) as scope:
                     await store.query("SELECT 1")
@@ -533,12 +513,12 @@ async def test_connect_timeout_and_application_name_in_the_url_are_honoured(
 ) -> None:
     name = f"evtest_{uuid.uuid4().hex[:10]}"
     store = open_store(
-        _url(connect_timeout=5, application_name=name, schema=postgres_schema(tmp_path))
+        with_params(connect_timeout=5, application_name=name, schema=postgres_schema(tmp_path))
     )
 
     async with store:
         await store.append("s", [TodoCreated(description="x")])
-        sessions = await _admin(
+        sessions = await admin(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
         )
 
