@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import anyio
 
 from .errors import (
-    StoreBusyError,
-    StoreConnectionError,
     SubscriptionLocked,
     SubscriptionTimeout,
+    TransientStoreError,
     UnknownSubscription,
 )
 from .stores.base import POLL_MAX, POLL_START, EventStore
@@ -32,7 +31,7 @@ __all__ = [
 ]
 
 #: Errors after which :meth:`Subscription.run` waits and resumes from its stored checkpoint.
-TRANSIENT_ERRORS = (StoreConnectionError, StoreBusyError, SubscriptionLocked)
+TRANSIENT_ERRORS = (TransientStoreError, SubscriptionLocked)
 
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 

@@ -135,11 +135,22 @@ class Aggregate(BaseModel):
         return collected
 
     def replay(self, events: Iterable[Event]) -> None:
-        """Apply stored events of this aggregate's stream, oldest first, each moving
-        ``version`` to its own: how a repository rebuilds it. Nothing becomes pending."""
+        """Apply stored events of this aggregate's stream, oldest first, each the next version:
+        how a repository rebuilds it. Nothing becomes pending.
+
+        :raises ValueError: an event is not the next version (a gap, or no version at all).
+        """
+        state = self.__dict__
         for event in events:
+            if event.aggregate_version != state["version"] + 1:
+                raise ValueError(
+                    f"cannot replay {event.event_type} with aggregate_version="
+                    f"{event.aggregate_version!r} onto {self.stream_id} at version "
+                    f"{state['version']}: replay takes the stream's events in order, from the "
+                    "next version on"
+                )
             self.apply(event)
-            self.__dict__["version"] = event.aggregate_version
+            state["version"] = event.aggregate_version
 
     def _pending_list(self) -> list[Event]:
         # Straight from pydantic's private storage: `self._pending` goes through __getattr__.

@@ -67,6 +67,23 @@ class EventualityError(Exception):
     """Root of every error eventuality raises on purpose."""
 
 
+class _Described(EventualityError):
+    """An error whose message is written where it is raised, with keyword attributes beside
+    it; pickles with both."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_described, (type(self), str(self), dict(vars(self)))
+
+
+def _rebuild_described(
+    cls: type[_Described], message: str, attributes: dict[str, Any]
+) -> _Described:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
+
+
 class ConcurrencyError(EventualityError):
     """A stream was not at the version the writer expected: someone else wrote first."""
 
@@ -238,20 +255,13 @@ class DuplicateEventError(EventualityError):
         return type(self), (self.stream_id, self.event_id, self.detail)
 
 
-class UncommittedEventsError(EventualityError):
+class UncommittedEventsError(_Described):
     """A dispatch could not commit events its handler recorded or returned (they are not
     tracked, or on another store); nothing was written. ``stream_ids`` names the streams."""
 
     def __init__(self, message: str, *, stream_ids: tuple[str, ...] = ()) -> None:
         self.stream_ids = stream_ids
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_uncommitted, (str(self), self.stream_ids)
-
-
-def _rebuild_uncommitted(message: str, stream_ids: tuple[str, ...]) -> UncommittedEventsError:
-    return UncommittedEventsError(message, stream_ids=stream_ids)
 
 
 class CheckpointConflict(EventualityError):
@@ -271,19 +281,12 @@ class CheckpointConflict(EventualityError):
         return type(self), (self.name, self.expected, self.actual)
 
 
-class SubscriptionLocked(EventualityError):
+class SubscriptionLocked(_Described):
     """Another process holds (or took over) the subscription's name ``name``."""
 
     def __init__(self, message: str, *, name: str | None = None) -> None:
         self.name = name
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_locked, (str(self), self.name)
-
-
-def _rebuild_locked(message: str, name: str | None) -> SubscriptionLocked:
-    return SubscriptionLocked(message, name=name)
 
 
 class SubscriptionTimeout(EventualityError, TimeoutError):
@@ -363,20 +366,13 @@ class UnsupportedEventLoop(EventualityError, RuntimeError):
     """A store whose driver needs asyncio was used under another event loop (trio)."""
 
 
-class TransactionError(EventualityError):
+class TransactionError(_Described):
     """A write the store cannot take inside its own ``store.transaction()`` (a Projection's
     handler). ``operation`` says which (for example ``"append events"``)."""
 
     def __init__(self, message: str, *, operation: str | None = None) -> None:
         self.operation = operation
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_transaction_error, (str(self), self.operation)
-
-
-def _rebuild_transaction_error(message: str, operation: str | None) -> TransactionError:
-    return TransactionError(message, operation=operation)
 
 
 class StoreError(EventualityError):

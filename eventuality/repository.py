@@ -133,12 +133,13 @@ class Repository(Generic[A]):
         return await self._write(aggregate)
 
     async def _write(self, aggregate: A) -> list[Event]:
-        if not aggregate.pending_events:
+        events = aggregate.pending_events
+        if not events:
             return []
-        events, expected_version = aggregate.collect_events()
         stored = await self.store.append(
-            aggregate.stream_id, events, expected_version=expected_version
+            aggregate.stream_id, events, expected_version=aggregate.version - len(events)
         )
+        aggregate.collect_events()  # stored: no longer pending (a failed save keeps them)
         await self.snapshot_if_due(aggregate, len(events))
         return stored
 

@@ -387,3 +387,14 @@ def test_replay_applies_stored_events_without_making_them_pending() -> None:
     todo.replay(source.collect_events().events)
 
     assert (todo.description, todo.version, todo.pending_events) == ("y", 2, ())
+
+
+@pytest.mark.parametrize("versions", [[1, 3], [None], [2]])
+def test_replay_refuses_events_that_are_not_the_next_versions(versions: list[int | None]) -> None:
+    from eventuality.messages import evolve
+
+    events = [evolve(TodoCreated(description="x"), {"aggregate_version": v}) for v in versions]
+    todo = Todo(id="t1")
+
+    with pytest.raises(ValueError, match="next version"):
+        todo.replay(events)

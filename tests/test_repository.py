@@ -560,3 +560,32 @@ async def test_ignored_snapshot_falls_back_to_reading_from_the_first_event(
     await todos.load("t1")
 
     assert from_versions == [1]
+
+
+async def test_a_save_that_failed_on_a_lost_connection_can_be_retried() -> None:
+    from collections.abc import Sequence
+
+    from eventuality import EventStore, StoreConnectionError
+    from eventuality.stores.base import AppendRequest, StoredEvent
+    from eventuality.stores.memory import MemoryBackend
+
+    class DropsFirstAppend(MemoryBackend):
+        dropped = False
+
+        async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+            if not self.dropped:
+                self.dropped = True
+                raise StoreConnectionError("the connection was lost")
+            return await super().append(requests)
+
+    store = EventStore(DropsFirstAppend())
+    await store.open()
+    todos = Repository(Todo, store)
+    todo = Todo.create(id="t1", description="x")
+    with pytest.raises(StoreConnectionError):
+        await todos.save(todo)
+
+    stored = await todos.save(todo)
+
+    assert [type(e) for e in stored] == [TodoCreated]
+    assert (await todos.load("t1")).description == "x"

@@ -17,6 +17,7 @@ from eventuality import (
     Subscription,
     SubscriptionLocked,
     Transaction,
+    TransientStoreError,
     UnknownEventType,
     _progress,
 )
@@ -82,6 +83,7 @@ class Recorder:
 TRANSIENT = [
     StoreConnectionError("connection lost"),
     StoreBusyError("database is locked"),
+    TransientStoreError("a third-party backend's passing failure"),
     SubscriptionLocked("lost the hold"),
 ]
 

@@ -7,19 +7,7 @@ import pytest
 
 import eventuality.testing.contract as contract
 
-MODULES = [
-    "alike",
-    "checkpoints",
-    "lifecycle",
-    "locks",
-    "log_append",
-    "log_duplicates",
-    "log_live",
-    "log_read",
-    "log_verbatim",
-    "snapshots",
-    "transactions",
-]
+MODULES = [module.__name__.rsplit(".", 1)[1] for module in contract.MODULES]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import asyncpg
 
-from ..errors import StoreClosedError, StoreConnectionError, StoreError
+from ..errors import StoreClosedError, StoreConnectionError, StoreError, StoreUsageError
 from .base import redact_dsn
 
 __all__ = ["Connections", "Failures", "connect_options", "end_transaction", "is_lost"]
@@ -227,7 +227,7 @@ class Failures:
         return StoreError(f"could not {what} in PostgreSQL ({self.where}): {self.scrub(exc)}{told}")
 
     def read_only(self, exc: BaseException, statement: str) -> StoreError:
-        return StoreError(
+        return StoreUsageError(
             f"store.query() is read-only, and PostgreSQL refused {_short(statement)!r}: "
             f"{self.scrub(exc)}. Nothing was written. Write read models from a Projection's "
             "handler (through its tx) or inside `async with store.transaction() as tx:`."

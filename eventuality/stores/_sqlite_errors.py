@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import StoreBusyError, StoreError
+from ..errors import StoreBusyError, StoreError, StoreUsageError
 from . import _sqlite_ops as ops
 
 __all__ = ["MAPPED", "map_error"]
@@ -22,7 +22,7 @@ _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 def map_error(exc: BaseException, what: str, *, path: str, busy_timeout: float) -> StoreError:
     """The store's error for ``exc``, raised while trying to ``what`` on database ``path``."""
     if isinstance(exc, ops.WriteRefused):
-        return StoreError(
+        return StoreUsageError(
             f"store.query() is read-only and refused {exc.sql!r} on SQLite database {path!r}: "
             "it would write (or open a transaction). Nothing was written. Write read models "
             "through a Projection (its handler's transaction) or store.transaction()."

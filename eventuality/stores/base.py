@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, cast
 
 import anyio
 from pydantic import JsonValue, ValidationError
@@ -27,7 +27,7 @@ from ..errors import (
     ConcurrencyError,
     DuplicateEventError,
     StoreClosedError,
-    StoreError,
+    StoreUsageError,
     TransactionError,
     UnsupportedEventLoop,
     UnsupportedOperation,
@@ -164,6 +164,7 @@ class EventStore:
 
     def __init__(self, backend: Backend) -> None:
         self._capabilities = capabilities_of(backend)
+        self._holds_names = callable(getattr(backend, "hold_name", None))
         self._backend = backend
         self._open = False
         self._appended: anyio.Event | None = None
@@ -177,16 +178,18 @@ class EventStore:
         positions, cross-process locks, durable data). Known before the store is opened."""
         return self._capabilities
 
-    def require(self, capability: str, operation: str) -> None:
+    def require(self, capability: Tier, operation: str) -> None:
         """Refuse ``operation`` unless the store offers ``capability`` (``"checkpoints"``,
         ``"snapshots"`` or ``"transactions"``), as components do when they are built.
 
         :raises UnsupportedOperation: the backend does not implement that tier.
         """
+        if capability not in _TIERS:
+            raise ValueError(f"capability must be one of {sorted(_TIERS)}, not {capability!r}")
         if not getattr(self._capabilities, capability):
             raise UnsupportedOperation(repr(self), capability, operation, _TIERS[capability])
 
-    def _tier(self, capability: str, operation: str) -> Any:
+    def _tier(self, capability: Tier, operation: str) -> Any:
         """The backend, once it is known to offer ``capability``."""
         self.require(capability, operation)
         return self._backend
@@ -332,9 +335,9 @@ class EventStore:
         at once by appends through this store object.
         """
         self._check_open()
-        if isinstance(self._backend, WaitsAppended):
-            return await self._backend.wait_appended(after, timeout)
-        return await poll_appended(self._backend.last_position, self._wake, after, timeout)
+        if self._capabilities.live_wait:
+            return await cast(WaitsAppended, self._backend).wait_appended(after, timeout)
+        return await poll_appended(self.last_position, self._wake, after, timeout)
 
     async def _wake(self) -> anyio.Event:
         if self._appended is None:
@@ -344,12 +347,12 @@ class EventStore:
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold subscription ``name`` against other processes while the block runs, waiting
         while another process holds it (PostgreSQL and SQLite files; a killed holder releases
-        it). A backend without ``hold_name`` holds nothing: one instance per name is then
-        guaranteed only within one process (see ``capabilities.cross_process_locks``)."""
+        it). A backend without ``hold_name`` holds nothing: two processes may then both run a
+        subscription of one name (see ``capabilities.cross_process_locks``)."""
         self._check_open()
         checked = _checked_name(name)
-        if isinstance(self._backend, NameLocks):
-            return self._backend.hold_name(checked)
+        if self._holds_names:
+            return cast(NameLocks, self._backend).hold_name(checked)
         return _hold_nothing()
 
     async def get_checkpoint(self, name: str) -> int | None:
@@ -415,7 +418,7 @@ class EventStore:
         transactions: Transactions = self._tier("transactions", "open a transaction")
         _refuse_inside_transaction(self._backend, "open a transaction")
         async with transactions.transaction() as transaction:
-            token = _inside_transaction.set(_inside_transaction.get() | {id(self._backend)})
+            token = _inside_transaction.set(_inside_transaction.get() | {_scope(self._backend)})
             try:
                 yield NamedTransaction(transaction)
             finally:
@@ -451,13 +454,14 @@ class EventStore:
 # keeps every driver clear of integer overflow.
 _HIGHEST = 2**62
 _HIGHEST_VERSION = 2**31 - 1
-_inside_transaction: ContextVar[frozenset[int]] = ContextVar(
+_inside_transaction: ContextVar[frozenset[object]] = ContextVar(
     "eventuality_inside_transaction", default=frozenset()
 )
 
 
 POLL_START, POLL_MAX = 0.01, 0.25
 
+Tier = Literal["checkpoints", "snapshots", "transactions"]
 _TIERS = {
     "checkpoints": "get_checkpoint and set_checkpoint",
     "snapshots": "save_snapshot and load_snapshot",
@@ -509,14 +513,21 @@ def require_asyncio(store: str) -> None:
         ) from None
 
 
+def _scope(backend: object) -> object:
+    """What one transaction holds: the backend's database where several store objects can
+    share one and a write through another would wait for it (a SQLite file: its
+    ``transaction_scope``), else the backend itself."""
+    return getattr(backend, "transaction_scope", None) or id(backend)
+
+
 def inside_transaction(backend: object) -> bool:
     """Whether the running task (or the task that started it) is inside ``store.transaction()``
-    of the store whose backend is ``backend``."""
-    return id(backend) in _inside_transaction.get()
+    of ``backend``'s database."""
+    return _scope(backend) in _inside_transaction.get()
 
 
 def _refuse_inside_transaction(backend: object, what: str) -> None:
-    if id(backend) in _inside_transaction.get():
+    if _scope(backend) in _inside_transaction.get():
         raise TransactionError(
             f"cannot {what} on this store inside its own store.transaction() (a Projection's "
             "handler writes only its read model, through tx): the write would not be part of "
@@ -557,7 +568,7 @@ def _refuse_transaction_control(sql: str) -> None:
     store alike (each store also refuses writes with its own means)."""
     found = _TRANSACTION_CONTROL.match(sql) if isinstance(sql, str) else None
     if found:
-        raise StoreError(
+        raise StoreUsageError(
             f"store.query() is read-only and refused {sql.strip()[:80]!r}: {found.group(1)} "
             "controls transactions. Nothing was done. Write read models through a Projection "
             "(its handler's transaction) or store.transaction()."

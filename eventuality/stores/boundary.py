@@ -13,8 +13,9 @@
     Snapshots       optional    save_snapshot, load_snapshot       (Repository(snapshot_every=))
     Transactions    optional    transaction, query, paramstyle     (Projection needs it)
 
-A backend is a plain class; the front detects each optional tier by the methods it has
-(``runtime_checkable`` protocols) and reports them as :class:`Capabilities`. A call that needs a
+A backend is a plain class; the front detects each optional tier by the methods it has (all of
+a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
+:class:`Capabilities`. A call that needs a
 tier the backend lacks raises :class:`~eventuality.UnsupportedOperation`. Facts that no method
 shows are plain attributes the backend may set (read with ``getattr``, default ``False``):
 ``gap_free_positions``, ``cross_process_locks``, ``durable`` and ``asyncio_only``.
@@ -33,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from .rows import AppendRequest, Snapshot, StoredEvent
 
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 
-@runtime_checkable
 class EventLog(Protocol):
     """The one required tier: streams and the global log. Every method is atomic on its own."""
 
@@ -109,7 +109,6 @@ Backend = EventLog
 """What every backend implements; the optional tiers below add to it."""
 
 
-@runtime_checkable
 class WaitsAppended(Protocol):
     """Live notification. Without it the front polls ``last_position`` (10 ms backing off to
     250 ms), and is woken at once by appends through the same store object."""
@@ -120,11 +119,11 @@ class WaitsAppended(Protocol):
         ...
 
 
-@runtime_checkable
 class NameLocks(Protocol):
     """Subscription names held against other processes. Without it the front holds nothing:
-    one instance per name is then guaranteed only within one process (the checkpoint's
-    compare-and-set still stops a second process from moving one backwards)."""
+    instances in one process take turns, but two processes may both run a subscription of one
+    name and its handler see an event twice (the checkpoint's compare-and-set only stops one
+    of them moving it backwards)."""
 
     def hold_name(self, name: str) -> AbstractAsyncContextManager[None]:
         """Hold ``name`` while the block runs, waiting while another holds it; a holder that
@@ -133,7 +132,6 @@ class NameLocks(Protocol):
         ...
 
 
-@runtime_checkable
 class Checkpoints(Protocol):
     """Named positions in the log, for subscriptions."""
 
@@ -147,7 +145,6 @@ class Checkpoints(Protocol):
         ...
 
 
-@runtime_checkable
 class Snapshots(Protocol):
     """Aggregate snapshots, an optimisation for long streams."""
 
@@ -202,7 +199,6 @@ class BackendTransaction(Protocol):
         ...
 
 
-@runtime_checkable
 class Transactions(Protocol):
     """Read-model transactions in the store's own database (exactly-once projections)."""
 
@@ -250,42 +246,57 @@ class Capabilities:
     durable: bool
 
 
+_LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
+_OPTIONAL_TIERS = {
+    "live_wait": ("wait_appended",),
+    "locks": ("hold_name",),
+    "checkpoints": ("get_checkpoint", "set_checkpoint"),
+    "snapshots": ("save_snapshot", "load_snapshot"),
+    "transactions": ("transaction", "query"),
+}
+
+
 def capabilities_of(backend: EventLog) -> Capabilities:
     """Detect the tiers ``backend`` implements and read the facts it declares.
 
-    :raises TypeError: ``backend`` lacks a required method, or declares cross-process locks
-        without ``hold_name``.
+    A tier counts when all of its methods are there (looked up on the object, so a wrapper
+    that delegates through ``__getattr__`` counts as what it wraps, on every Python).
+
+    :raises TypeError: ``backend`` lacks a required method, implements only part of a tier,
+        or declares cross-process locks without ``hold_name``.
     """
-    if not isinstance(backend, EventLog):
-        missing = [
-            name
-            for name in (
-                "open",
-                "close",
-                "append",
-                "read_stream",
-                "read_log",
-                "stream_version",
-                "last_position",
-            )
-            if not callable(getattr(backend, name, None))
-        ]
+    missing = [name for name in _LOG if not callable(getattr(backend, name, None))]
+    if missing:
         raise TypeError(
             f"{backend!r} is not an event store backend: it lacks {', '.join(missing)}. "
             "Implement the EventLog methods (see eventuality.stores.boundary)."
         )
-    locks = isinstance(backend, NameLocks)
+    has: dict[str, bool] = {}
+    for tier, names in _OPTIONAL_TIERS.items():
+        present = [name for name in names if callable(getattr(backend, name, None))]
+        if present and len(present) < len(names):
+            absent = [name for name in names if name not in present]
+            raise TypeError(
+                f"{backend!r} implements part of the {tier} tier ({', '.join(present)}) but "
+                f"not {', '.join(absent)}: implement the whole tier or none of it"
+            )
+        has[tier] = bool(present)
+    if has["transactions"] and getattr(backend, "paramstyle", None) not in ("qmark", "dollar"):
+        raise TypeError(
+            f"{backend!r} implements transactions but its paramstyle is "
+            f"{getattr(backend, 'paramstyle', None)!r}, not 'qmark' or 'dollar'"
+        )
     cross_process = bool(getattr(backend, "cross_process_locks", False))
-    if cross_process and not locks:
+    if cross_process and not has["locks"]:
         raise TypeError(
             f"{backend!r} declares cross_process_locks but has no hold_name(name) method; "
             "implement it or drop the declaration"
         )
     return Capabilities(
-        checkpoints=isinstance(backend, Checkpoints),
-        snapshots=isinstance(backend, Snapshots),
-        transactions=isinstance(backend, Transactions),
-        live_wait=isinstance(backend, WaitsAppended),
+        checkpoints=has["checkpoints"],
+        snapshots=has["snapshots"],
+        transactions=has["transactions"],
+        live_wait=has["live_wait"],
         cross_process_locks=cross_process,
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
         durable=bool(getattr(backend, "durable", False)),

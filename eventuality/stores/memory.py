@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ..errors import CheckpointConflict, ConcurrencyError, StoreError
+from ..errors import CheckpointConflict, ConcurrencyError, StoreError, StoreUsageError
 from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
     AppendRequest,
@@ -271,7 +271,7 @@ def _query(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tupl
     try:
         return read_only_query(db, sql, params)
     except WriteRefused:
-        raise StoreError(
+        raise StoreUsageError(
             f"store.query() is read-only and refused {sql.strip()[:80]!r}: it would write (or "
             "open a transaction). Nothing was written. Write read models through a Projection "
             "(its handler's transaction) or store.transaction()."

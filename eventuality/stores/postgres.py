@@ -58,8 +58,8 @@ from ..errors import (
     ConcurrencyError,
     SchemaVersionError,
     StoreConnectionError,
-    StoreError,
     SubscriptionLocked,
+    TransientStoreError,
 )
 from ._postgres_conn import (
     WRITE_UNCERTAIN,
@@ -252,7 +252,7 @@ class PostgresBackend:
                     raise conflict from None
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 pass  # rolled back whole: run it again
-        raise StoreError(
+        raise TransientStoreError(
             "append kept failing on conflicts with concurrent writers that do not take the "
             "stream locks (an older eventuality on the same schema?); retry it"
         )

@@ -113,6 +113,11 @@ class SQLiteBackend:
         return self.path == ":memory:" or self.path.startswith("file::memory:")
 
     @property
+    def transaction_scope(self) -> object:
+        """One file, one writer: a store.transaction() on it holds every store on that file."""
+        return None if self.in_memory else ("sqlite", os.path.realpath(self.path))
+
+    @property
     def durable(self) -> bool:
         """A file outlives the store object; ``:memory:`` goes with it."""
         return not self.in_memory

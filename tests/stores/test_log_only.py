@@ -1,7 +1,7 @@
 """The tiers stand alone: a backend with only the event log passes the log part of the shipped
 contract (the rest is skipped, saying why), and what it lacks fails clearly."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -27,10 +27,9 @@ def contract_store_factory() -> Callable[[], EventStore]:
 
 
 @pytest.fixture
-async def log_only() -> EventStore:
-    store = LogOnlyStore()
-    await store.open()
-    return store
+async def log_only() -> AsyncIterator[EventStore]:
+    async with LogOnlyStore() as store:
+        yield store
 
 
 async def _project(event: object, tx: Transaction) -> None: ...

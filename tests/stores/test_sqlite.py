@@ -315,3 +315,19 @@ async def test_a_second_store_on_the_file_waits_for_a_held_name_until_it_is_rele
             release.set()
 
     assert taken == ["one", "two"]
+
+
+async def test_appending_through_another_store_on_the_same_file_inside_a_transaction_is_refused(
+    tmp_path: Path,
+) -> None:
+    from eventuality import TransactionError
+
+    async with (
+        SQLiteEventStore(tmp_path / "one.db") as first,
+        SQLiteEventStore(tmp_path / "one.db") as second,
+    ):
+        with pytest.raises(TransactionError, match="append events"):
+            async with first.transaction():
+                await second.append("s", [TodoCreated(description="x")])
+
+        assert await second.last_position() == 0

@@ -56,22 +56,22 @@ from .transactions import *  # noqa: F403
 FIXTURES = ["checkpoint_store", "contract_store", "snapshot_store", "sql_store"]
 """The fixtures the tests take; the user supplies ``contract_store_factory``."""
 
-TESTS = sorted(
-    name
-    for module in (
-        alike,
-        checkpoints,
-        lifecycle,
-        locks,
-        log_append,
-        log_duplicates,
-        log_live,
-        log_read,
-        log_verbatim,
-        snapshots,
-        transactions,
-    )
-    for name in module.__all__
+MODULES = (
+    alike,
+    checkpoints,
+    lifecycle,
+    locks,
+    log_append,
+    log_duplicates,
+    log_live,
+    log_read,
+    log_verbatim,
+    snapshots,
+    transactions,
 )
+"""The suite's modules, one a tier or theme: star-import one to run only that part."""
+
+TESTS = sorted(name for module in MODULES for name in module.__all__)
+"""Every test the suite defines."""
 
 __all__ = ["StoreFactory", "requires", *FIXTURES, *TESTS]

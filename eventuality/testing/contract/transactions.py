@@ -5,7 +5,7 @@
 
 import pytest
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreUsageError
 from ...stores.base import EventStore
 
 __all__ = [
@@ -44,7 +44,7 @@ async def test_query_refuses_a_write_and_changes_nothing(
 ) -> None:
     await _read_model(sql_store)
 
-    with pytest.raises(StoreError, match="read-only"):
+    with pytest.raises(StoreUsageError, match="read-only"):
         await sql_store.query(statement)
 
     assert await sql_store.query("SELECT id FROM alike_rows") == [(1,)]
