@@ -15,25 +15,31 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, cast
 
 import anyio
-from pydantic import JsonValue, ValidationError
-from pydantic_core import to_json
+from pydantic import JsonValue
 
 from ..errors import (
     ConcurrencyError,
-    DuplicateEventError,
     StoreClosedError,
-    StoreUsageError,
     TransactionError,
     UnsupportedEventLoop,
     UnsupportedOperation,
 )
 from ..messages import Event, event_type_names, evolve
 from ._named_sql import NamedTransaction, bind
+from ._validation import (
+    HIGHEST_POSITION,
+    HIGHEST_VERSION,
+    StreamAppend,
+    checked_metadata,
+    checked_name,
+    refuse_transaction_control,
+    to_requests,
+)
+from ._validation import MAX_STREAM_ID_BYTES as MAX_STREAM_ID_BYTES
 from .boundary import (
     Backend,
     BackendTransaction,
@@ -47,14 +53,12 @@ from .boundary import (
     capabilities_of,
 )
 from .rows import (
-    _JSON_OBJECT,
     AppendRequest,
     Snapshot,
     StoredEvent,
     from_row,
     match_retry,
     settle_versions,
-    to_row,
 )
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "Backend",
     "BackendTransaction",
     "Capabilities",
+    "MAX_STREAM_ID_BYTES",
     "Transaction",
     "EventStore",
     "Snapshot",
@@ -75,88 +80,6 @@ __all__ = [
 logger = logging.getLogger("eventuality")
 
 _PAGE_SIZE = 1000
-
-MAX_STREAM_ID_BYTES = 1024
-"""The longest stream id, in bytes of UTF-8, that every store takes (PostgreSQL's index caps it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamAppend:
-    """Public form of one stream's part in :meth:`EventStore.append_streams`."""
-
-    stream_id: str
-    events: Sequence[Event]
-    expected_version: int | None = None
-
-
-def _requests(
-    appends: Iterable[StreamAppend], extra: tuple[dict[str, Any], str] | None = None
-) -> tuple[list[AppendRequest], list[Event]]:
-    """Validate appends and turn them into backend requests; bad input fails before any write."""
-    requests: list[AppendRequest] = []
-    events: list[Event] = []
-    seen_streams: set[str] = set()
-    seen_ids: set[str] = set()
-    for append in appends:
-        stream_id, expected = append.stream_id, append.expected_version
-        if not isinstance(stream_id, str) or not stream_id:
-            raise ValueError(f"stream id must be a non-empty str, not {stream_id!r}")
-        size = len(stream_id)
-        if not stream_id.isascii():
-            try:
-                size = len(stream_id.encode())
-            except UnicodeEncodeError:
-                raise ValueError(
-                    f"stream id {stream_id!r} is not valid Unicode text (it holds a lone "
-                    "surrogate) and cannot be stored; nothing was written"
-                ) from None
-        if size > MAX_STREAM_ID_BYTES:
-            raise ValueError(
-                f"stream id {stream_id[:40]!r}... is {size} bytes of UTF-8; stream ids may be at "
-                f"most {MAX_STREAM_ID_BYTES} bytes on every store. Nothing was written. Use a "
-                "shorter id (a hash of a long natural key, for example)."
-            )
-        if stream_id in seen_streams:
-            raise ValueError(f"stream {stream_id!r} appears twice in one commit; merge its events")
-        seen_streams.add(stream_id)
-        if expected is not None and (
-            not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
-        ):
-            raise ValueError(
-                f"expected_version for {stream_id!r} must be None (no check), 0 (stream must not "
-                f"exist) or a positive version, not {expected!r}"
-            )
-        rows = tuple(to_row(stream_id, event, extra) for event in append.events)
-        for event, row in zip(append.events, rows, strict=True):
-            if row.event_id in seen_ids:
-                raise DuplicateEventError(stream_id, row.event_id, "appears twice in one append")
-            seen_ids.add(row.event_id)
-            given = event.aggregate_version
-            if given is not None and not 1 <= given <= _HIGHEST_VERSION:
-                raise ValueError(
-                    f"{type(event).__name__} {event.event_id} for {stream_id!r} carries "
-                    f"aggregate_version={given!r}; versions start at 1 (or leave it None and "
-                    "the store numbers the event). Nothing was written."
-                )
-        carried = [(i, row.version) for i, row in enumerate(rows) if row.version]
-        if carried:
-            bases = {version - i - 1 for i, version in carried}
-            if len(carried) != len(rows) or len(bases) != 1:
-                raise ValueError(
-                    f"events for {stream_id!r} must either all carry consecutive aggregate "
-                    f"versions or none; got {[e.aggregate_version for e in append.events]}. "
-                    "Nothing was written."
-                )
-            base = bases.pop()
-            if expected is not None and expected != base:
-                raise ValueError(
-                    f"expected_version={expected} for {stream_id!r} contradicts the events' own "
-                    f"versions, which continue version {base}"
-                )
-            expected = base
-        requests.append(AppendRequest(stream_id, expected, rows))
-        events.extend(append.events)
-    return requests, events
 
 
 class EventStore:
@@ -259,8 +182,8 @@ class EventStore:
         """
         self._check_open()
         _refuse_inside_transaction(self._backend, "append events")
-        extra = _extra_metadata(metadata)
-        requests, events = _requests(appends, extra)
+        extra = checked_metadata(metadata)
+        requests, events = to_requests(appends, extra)
         if not events:
             for request in requests:
                 if request.expected_version is not None:
@@ -296,8 +219,8 @@ class EventStore:
         """The events of one stream in version order, from ``from_version`` up to
         ``to_version`` (inclusive; ``None``: the end). ``[]`` when there are none."""
         self._check_open()
-        last = None if to_version is None else min(to_version, _HIGHEST_VERSION)
-        if from_version > _HIGHEST_VERSION or (last is not None and last < from_version):
+        last = None if to_version is None else min(to_version, HIGHEST_VERSION)
+        if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
         return [from_row(row) for row in rows]
@@ -316,7 +239,7 @@ class EventStore:
         types = None if event_types is None else event_type_names(event_types)
         if types is not None and Event in (t for t in event_types or () if isinstance(t, type)):
             types = None
-        return _LogReader(self._backend, min(from_position, _HIGHEST), types, page_size)
+        return _LogReader(self._backend, min(from_position, HIGHEST_POSITION), types, page_size)
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 when it has no events."""
@@ -350,7 +273,7 @@ class EventStore:
         it). A backend without ``hold_name`` holds nothing: two processes may then both run a
         subscription of one name (see ``capabilities.cross_process_locks``)."""
         self._check_open()
-        checked = _checked_name(name)
+        checked = checked_name(name)
         if self._holds_names:
             return cast(NameLocks, self._backend).hold_name(checked)
         return _hold_nothing()
@@ -362,7 +285,7 @@ class EventStore:
         """
         self._check_open()
         checkpoints: Checkpoints = self._tier("checkpoints", "read a checkpoint")
-        return await checkpoints.get_checkpoint(_checked_name(name))
+        return await checkpoints.get_checkpoint(checked_name(name))
 
     async def set_checkpoint(self, name: str, position: int, *, expected: int | None) -> None:
         """Move checkpoint ``name`` from ``expected`` to ``position``, atomically.
@@ -374,13 +297,14 @@ class EventStore:
         checkpoints: Checkpoints = self._tier("checkpoints", "set a checkpoint")
         if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
-        if position > _HIGHEST:
+        if position > HIGHEST_POSITION:
             raise ValueError(
                 f"checkpoint position {position} is beyond any position a store assigns "
-                f"(at most {_HIGHEST}); nothing was written. Store a position read from an event."
+                f"(at most {HIGHEST_POSITION}); nothing was written. Store a position read "
+                "from an event."
             )
         _refuse_inside_transaction(self._backend, "set a checkpoint")
-        await checkpoints.set_checkpoint(_checked_name(name), position, expected)
+        await checkpoints.set_checkpoint(checked_name(name), position, expected)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot``, replacing one of the same stream and version.
@@ -445,15 +369,11 @@ class EventStore:
         """
         self._check_open()
         transactions: Transactions = self._tier("transactions", "run a query")
-        _refuse_transaction_control(sql)
+        refuse_transaction_control(sql)
         text, values = bind(sql, transactions.paramstyle, params, named)
         return await transactions.query(text, values)
 
 
-# No stream grows past 2**31 - 1 versions nor the log past 2**62 positions: clamping to them
-# keeps every driver clear of integer overflow.
-_HIGHEST = 2**62
-_HIGHEST_VERSION = 2**31 - 1
 _inside_transaction: ContextVar[frozenset[object]] = ContextVar(
     "eventuality_inside_transaction", default=frozenset()
 )
@@ -537,50 +457,6 @@ def _refuse_inside_transaction(backend: object, what: str) -> None:
             "command from an EventBus listener.",
             operation=what,
         )
-
-
-def _extra_metadata(
-    metadata: Mapping[str, JsonValue] | None,
-) -> tuple[dict[str, Any], str] | None:
-    """Check metadata once for a whole append, and serialise it once."""
-    if not metadata:
-        return None
-    try:
-        checked = _JSON_OBJECT.validate_python(dict(metadata), strict=True)
-    except ValidationError as exc:
-        raise ValueError(
-            "metadata must hold JSON values only (str, int, float, bool, None, lists, dicts "
-            f"with str keys); nothing was written. Convert the value, for example str(uuid). "
-            f"{exc}"
-        ) from None
-    return checked, to_json(checked).decode()
-
-
-_TRANSACTION_CONTROL = re.compile(
-    r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
-    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|ATTACH|DETACH)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def _refuse_transaction_control(sql: str) -> None:
-    """``query()`` reads; a statement that begins or ends a transaction is refused on every
-    store alike (each store also refuses writes with its own means)."""
-    found = _TRANSACTION_CONTROL.match(sql) if isinstance(sql, str) else None
-    if found:
-        raise StoreUsageError(
-            f"store.query() is read-only and refused {sql.strip()[:80]!r}: {found.group(1)} "
-            "controls transactions. Nothing was done. Write read models through a Projection "
-            "(its handler's transaction) or store.transaction()."
-        )
-
-
-def _checked_name(name: str) -> str:
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise ValueError(
-            f"a checkpoint or subscription name must be a non-empty str without NUL, not {name!r}"
-        )
-    return name
 
 
 class _LogReader:
