@@ -14,7 +14,7 @@ from pydantic_core import to_json
 
 from ..errors import DuplicateEventError, StoreUsageError
 from ..messages import Event
-from .rows import _JSON_OBJECT, AppendRequest, to_row
+from .rows import _JSON_OBJECT, HIGHEST_VERSION, AppendRequest, to_row
 
 __all__ = [
     "HIGHEST_POSITION",
@@ -27,10 +27,8 @@ __all__ = [
     "to_requests",
 ]
 
-# No stream grows past 2**31 - 1 versions nor the log past 2**62 positions: clamping to them
-# keeps every driver clear of integer overflow.
 HIGHEST_POSITION = 2**62
-HIGHEST_VERSION = 2**31 - 1
+"""No log grows past this position: clamping to it keeps every driver clear of overflow."""
 
 
 MAX_STREAM_ID_BYTES = 1024
@@ -84,17 +82,10 @@ def to_requests(
                 f"exist) or a positive version, not {expected!r}"
             )
         rows = tuple(to_row(stream_id, event, extra) for event in append.events)
-        for event, row in zip(append.events, rows, strict=True):
+        for row in rows:
             if row.event_id in seen_ids:
                 raise DuplicateEventError(stream_id, row.event_id, "appears twice in one append")
             seen_ids.add(row.event_id)
-            given = event.aggregate_version
-            if given is not None and not 1 <= given <= HIGHEST_VERSION:
-                raise ValueError(
-                    f"{type(event).__name__} {event.event_id} for {stream_id!r} carries "
-                    f"aggregate_version={given!r}; versions start at 1 (or leave it None and "
-                    "the store numbers the event). Nothing was written."
-                )
         carried = [(i, row.version) for i, row in enumerate(rows) if row.version]
         if carried:
             bases = {version - i - 1 for i, version in carried}

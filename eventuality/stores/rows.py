@@ -147,6 +147,9 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(JsonMetadata)
 
 
+HIGHEST_VERSION = 2**31 - 1
+"""No stream grows past this version: it keeps every driver clear of integer overflow."""
+
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -190,9 +193,18 @@ def to_row(
             f"{cls.__name__} {event.event_id} cannot be stored: its payload does not serialise "
             f"to JSON ({exc}); nothing was written. Give the field a JSON-able type."
         ) from None
+    version = event.aggregate_version
+    if version is None:
+        version = 0
+    elif not 1 <= version <= HIGHEST_VERSION:
+        raise ValueError(
+            f"{cls.__name__} {event.event_id} for {stream_id!r} carries aggregate_version="
+            f"{version!r}; versions start at 1 (or leave it None and the store numbers the "
+            "event). Nothing was written."
+        )
     return StoredEvent(
         stream_id=stream_id,
-        version=event.aggregate_version or 0,
+        version=version,
         event_type=cls.event_type,
         schema_version=cls.__event_version__,
         data=data.decode(),
