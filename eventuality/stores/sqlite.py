@@ -115,7 +115,7 @@ class SQLiteBackend:
     @property
     def transaction_scope(self) -> object:
         """One file, one writer: a store.transaction() on it holds every store on that file."""
-        return None if self.in_memory else ("sqlite", os.path.realpath(self.path))
+        return None if self._identity is None else ("sqlite", self._identity)
 
     @property
     def durable(self) -> bool:
