@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import itertools
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,9 @@ class MemoryBackend:
     def _read_model(self) -> sqlite3.Connection:
         if self._db is None:
             self._db = sqlite3.connect(":memory:", isolation_level=None)
+            # Read models live as long as the store object (close() keeps them): close the
+            # database with the object, not at garbage collection of the connection.
+            weakref.finalize(self, self._db.close)
         return self._db
 
     @asynccontextmanager

@@ -1,5 +1,6 @@
 """What only the SQLite store promises: durability, several processes, cancellation, resources."""
 
+import contextlib
 import json
 import os
 import signal
@@ -63,7 +64,7 @@ async def test_events_acknowledged_before_sigkill_survive_and_no_batch_is_partia
     for batch, position in acknowledged:
         assert batches[batch] == 5
         assert events[position - 1].position == position
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -116,7 +117,7 @@ async def test_opening_a_database_with_another_schema_version_is_refused(tmp_pat
     path = tmp_path / "old.db"
     async with SQLiteEventStore(path):
         pass
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE eventuality_schema SET version = 99")
 
     with pytest.raises(SchemaVersionError, match="99"):
