@@ -178,7 +178,9 @@ class MemoryBackend:
 
     def _read_model(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            # Used from the event loop only; the finalizer may run on whichever thread the
+            # garbage collector does, hence no same-thread check.
+            self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             # Read models live as long as the store object (close() keeps them): close the
             # database with the object, not at garbage collection of the connection.
             weakref.finalize(self, self._db.close)
