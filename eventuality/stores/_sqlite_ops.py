@@ -8,6 +8,7 @@ transaction open: the function finishes or rolls back on its own thread either w
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +101,28 @@ def _stored(row: Row) -> StoredEvent:
         occurred_at,
         row[9],
     )
+
+
+def enable_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, waiting up to ``timeout`` seconds for other connections.
+
+    Changing the journal mode needs the file to itself, and SQLite does not call the busy
+    handler for it: a second process opening a new file at the same moment would fail at once
+    with "database is locked". So retry, backing off from 1 to 50 ms.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def create_schema(db: sqlite3.Connection) -> None:

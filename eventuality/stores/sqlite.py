@@ -197,7 +197,7 @@ class SQLiteBackend:
     def _configure(self, db: sqlite3.Connection, writer: bool) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         if writer and not self.in_memory:
-            db.execute("PRAGMA journal_mode = WAL")
+            ops.enable_wal(db, self.busy_timeout)
         db.execute(f"PRAGMA synchronous = {self.synchronous}")
         if not writer:
             db.execute("PRAGMA query_only = 1")

@@ -21,6 +21,7 @@ from eventuality import (
     SchemaVersionError,
     SQLiteEventStore,
     StoreBusyError,
+    StoreError,
     StreamAppend,
     Transaction,
 )
@@ -332,3 +333,21 @@ async def test_appending_through_another_store_on_the_same_file_inside_a_transac
                 await second.append("s", [TodoCreated(description="x")])
 
         assert await second.last_position() == 0
+
+
+async def test_stores_opening_a_new_file_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    failed: list[StoreError] = []
+
+    async def open_and_close(store: SQLiteEventStore) -> None:
+        try:
+            async with store:
+                await store.last_position()
+        except StoreError as exc:
+            failed.append(exc)
+
+    for i in range(60):  # switching a new file to WAL races; SQLite does not wait on it
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(open_and_close, SQLiteEventStore(tmp_path / f"{i}.db"))
+
+    assert failed == []
