@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, TypeAlias
 
+import anyio
 import pytest
 
 from ...aggregate import Aggregate
@@ -152,6 +153,15 @@ class ContractPayload(Event):
     nested: dict[str, list[int]]
     when: datetime
     ref: uuid.UUID
+
+
+async def _refused_when_cancelled(operation: str, call: Callable[[], Any]) -> None:
+    """Run ``call()`` in a scope cancelled before it starts: it must not complete."""
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await call()
+        pytest.fail(f"{operation} completed inside a cancelled scope")
+    assert scope.cancelled_caught
 
 
 async def _read_all(store: EventStore, **options: Any) -> list[Event]:
