@@ -6,7 +6,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # A position is transaction id * TRANSACTION_SLOTS + the event's place in its append.
 TRANSACTION_SLOTS = 1 << 20
@@ -61,8 +61,16 @@ class Statements:
                 PRIMARY KEY (stream_id, version)
             )""",
         ]
+        # What takes the schema from ``version - 1`` to ``version``; a new schema runs them all
+        # after schema 1. Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
+        self.upgrades: dict[int, list[str]] = {
+            2: [],
+        }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
-        self.set_schema_version = f"INSERT INTO {s}.eventuality_schema (id, version) VALUES (1, $1)"
+        self.set_schema_version = (
+            f"INSERT INTO {s}.eventuality_schema (id, version) VALUES (1, $1) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version"
+        )
 
         # Takes (assigns, if need be) the transaction id and reads the streams' versions, in a
         # statement after begin_append's: its snapshot sees every append that held the locks.

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS eventuality_schema (
@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS eventuality_snapshots (
     PRIMARY KEY (stream_id, version)
 );
 """
+
+UPGRADES: dict[int, list[str]] = {
+    # Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
+    2: [],
+}
+"""The statements that take the schema from ``version - 1`` to ``version``; a new database
+runs them all after schema 1."""
 
 _COLUMNS = (
     "stream_id, version, event_type, schema_version, data, metadata, event_id, aggregate_id, "
@@ -126,23 +133,31 @@ def enable_wal(db: sqlite3.Connection, timeout: float) -> None:
 
 
 def create_schema(db: sqlite3.Connection) -> None:
-    """Create the tables if missing and check the schema version, in one transaction."""
+    """Create the tables if missing, or upgrade an older schema in place, in one transaction.
+
+    A database from a newer eventuality is refused and left as it is.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
         found = db.execute("SELECT version FROM eventuality_schema WHERE id = 1").fetchone()
-        if found is None:
-            db.execute(
-                "INSERT INTO eventuality_schema (id, version) VALUES (1, ?)", (SCHEMA_VERSION,)
-            )
-        elif found[0] != SCHEMA_VERSION:
+        version = 1 if found is None else found[0]
+        if version > SCHEMA_VERSION:
             raise SchemaVersionError(
-                f"the database holds eventuality schema version {found[0]}; this eventuality "
-                f"uses version {SCHEMA_VERSION}. Upgrade eventuality (a newer schema) or run the "
-                "migration for this release (an older one) before opening it."
+                f"the database holds eventuality schema version {version}, written by a newer "
+                f"eventuality; this one knows versions up to {SCHEMA_VERSION}. Upgrade "
+                "eventuality to open it (nothing was changed)."
             )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in UPGRADES[step]:
+                db.execute(statement)
+        db.execute(
+            "INSERT INTO eventuality_schema (id, version) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (SCHEMA_VERSION,),
+        )
         db.execute("COMMIT")
     except BaseException:
         _rollback(db)

@@ -205,14 +205,18 @@ class PostgresBackend:
                 for statement in self.sql.create:
                     await connection.execute(statement)
                 found = await connection.fetchval(self.sql.schema_version)
-                if found is None:
-                    await connection.execute(self.sql.set_schema_version, SCHEMA_VERSION)
-                elif found != SCHEMA_VERSION:
+                version = 1 if found is None else found
+                if version > SCHEMA_VERSION:
                     raise SchemaVersionError(
-                        f"schema {self.schema!r} holds eventuality schema version {found}; "
-                        f"this eventuality uses {SCHEMA_VERSION}. Upgrade eventuality or "
-                        "migrate the schema before opening it."
+                        f"schema {self.schema!r} holds eventuality schema version {version}, "
+                        "written by a newer eventuality; this one knows versions up to "
+                        f"{SCHEMA_VERSION}. Upgrade eventuality to open it (nothing was changed)."
                     )
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in self.sql.upgrades[step]:
+                        await connection.execute(statement)
+                if found != SCHEMA_VERSION:
+                    await connection.execute(self.sql.set_schema_version, SCHEMA_VERSION)
         except BaseException:
             await self.close()
             raise
