@@ -201,3 +201,34 @@ async def test_a_postgres_schema_from_a_newer_release_is_refused(tmp_path: Path)
         async with PostgresEventStore(POSTGRES_DSN, schema=schema):
             pass
     assert await postgres_version(schema) == _postgres_sql.SCHEMA_VERSION + 1
+
+
+@requires_postgres
+async def test_a_postgres_upgrade_that_fails_half_way_leaves_schema_1_as_it_was(
+    tmp_path: Path,
+) -> None:
+    from eventuality.stores import _postgres_sql
+    from eventuality.stores.postgres import PostgresEventStore
+
+    schema = await postgres_copy(tmp_path)
+    failing = PostgresEventStore(POSTGRES_DSN, schema=schema)
+    steps = failing._backend.sql.upgrades  # type: ignore[attr-defined]
+    steps[_postgres_sql.SCHEMA_VERSION] = [
+        *steps[_postgres_sql.SCHEMA_VERSION],
+        f'CREATE TABLE "{schema}".eventuality_upgrade_probe (x INTEGER)',
+        "SELECT no_such_function()",
+    ]
+    with pytest.raises(Exception, match="no_such_function"):
+        async with failing:
+            pass
+    assert await postgres_version(schema) == 1
+    connection = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        probe = await connection.fetchval(
+            "SELECT to_regclass($1)", f'"{schema}".eventuality_upgrade_probe'
+        )
+    finally:
+        await connection.close()
+    assert probe is None
+    async with PostgresEventStore(POSTGRES_DSN, schema=schema) as store:
+        await assert_everything_kept(store, EXPECTED["postgres"])
