@@ -3,6 +3,8 @@
 match them, and mistakes fail when the class or chain is defined, saying what to write."""
 
 import importlib
+import re
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -554,3 +556,58 @@ def test_a_module_defining_a_gap_fails_to_import_naming_the_class(
 
     with pytest.raises(ValueError, match=f"'{name}'.*no step from version 2"):
         importlib.import_module(module)
+
+
+def test_a_reloaded_module_may_raise_the_version_and_add_the_step_below_the_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = _unique("alias.reloaded")
+    source = f"""
+        from eventuality import Event, upcaster
+
+        class Reloaded(Event):
+            __event_type__ = {name!r}
+            __event_aliases__ = ({name + "-old"!r},)
+            __event_version__ = VERSION
+
+        @upcaster({name!r}, 1)
+        def first(payload):
+            return payload
+        """
+    module = _write_module(tmp_path, source.replace("VERSION", "2"))
+    importlib.import_module(module)
+    step = (
+        "\n        @upcaster({!r}, 2)\n        def second(payload):\n            return payload\n"
+    )
+    (tmp_path / f"{module}.py").write_text(
+        textwrap.dedent(source.replace("VERSION", "3") + step.format(name))
+    )
+
+    reloaded = importlib.reload(sys.modules[module])
+
+    assert event_class(name) is reloaded.Reloaded is event_class(f"{name}-old")
+    assert reloaded.Reloaded.__event_version__ == 3
+    del sys.modules[module]
+
+
+def test_readme_aliases_example_runs_and_shows_the_gap_error(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- aliases-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its aliases example"
+    (tmp_path / "aliases_example.py").write_text(block.group(1))
+
+    done = subprocess.run(
+        [sys.executable, "aliases_example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    found, error = done.stdout.splitlines()
+    assert found == "TaskAdded"
+    assert "'TaskDropped'" in error
+    assert "no step from version 2" in error
+    assert "@upcaster('TaskDropped', from_version=2)" in error
