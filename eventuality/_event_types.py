@@ -233,6 +233,7 @@ def _check_chain_when_defined(cls: type[Event], again: bool) -> None:
                 "each stored version (an int) to a function of the payload dict"
             )
     registered = _steps(cls, skip_module=cls.__module__ if again else None)
+    _refuse_two_steps(cls, registered)
     steps = sorted({*registered, *declared})
     for step_version in steps:
         _refuse_out_of_range(cls, step_version, first, version, TypeError)
@@ -241,6 +242,22 @@ def _check_chain_when_defined(cls: type[Event], again: bool) -> None:
         raise TypeError(_gap(cls, missing, first, steps))
     for step_version, step in declared.items():
         _add_step(cls.event_type, step_version, step, cls)
+
+
+def _refuse_two_steps(cls: type[Event], steps: Mapping[int, Upcaster]) -> None:
+    """Refuse two different steps for one version registered under two names of ``cls`` (before
+    the class joined the names): reads would depend on which name a row was stored under."""
+    names = (cls.event_type, *cls.__event_aliases__)
+    for version, step in steps.items():
+        for name in names:
+            other = _upcasters.get((name, version))
+            if other is not None and other is not step and _origin(other) != _origin(step):
+                raise TypeError(
+                    f"{_where(cls)} has two upcasters from version {version}: "
+                    f"{_origin(other)[0]}.{_origin(other)[1]} and {_origin(step)[0]}."
+                    f"{_origin(step)[1]}, registered under two of its names "
+                    f"({', '.join(map(repr, names))}). Keep one of them."
+                )
 
 
 def _refuse_out_of_range(

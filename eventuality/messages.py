@@ -1,8 +1,10 @@
 """Events and commands: frozen pydantic models, the registry of event types, upcasters.
 
-An event class registers itself under its ``event_type`` when it is defined. Stored events are
-turned back into objects only through that registry: a stored name never causes an import.
-Upcasters migrate stored payloads written by an older ``__event_version__`` of a class.
+An event class registers itself under its ``event_type`` and its former names
+(``__event_aliases__``) when it is defined. Stored events are turned back into objects only
+through that registry: a stored name never causes an import. Upcasters migrate stored payloads
+written by an older ``__event_version__`` of a class; the registry and the checks of upcaster
+chains live in ``_event_types``.
 """
 
 import inspect

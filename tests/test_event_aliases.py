@@ -611,3 +611,20 @@ def test_readme_aliases_example_runs_and_shows_the_gap_error(tmp_path: Path) -> 
     assert "'TaskDropped'" in error
     assert "no step from version 2" in error
     assert "@upcaster('TaskDropped', from_version=2)" in error
+
+
+def test_two_steps_for_one_version_under_two_names_of_a_class_raise_type_error() -> None:
+    old, new = _unique("alias.old"), _unique("alias.new")
+    register_upcaster(old, 1, lambda payload: payload)
+
+    def under_the_new_name(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    register_upcaster(new, 1, under_the_new_name)
+
+    with pytest.raises(TypeError, match=r"two upcasters from version 1.*under_the_new_name"):
+
+        class Joined(Event):
+            __event_type__ = new
+            __event_aliases__ = (old,)
+            __event_version__ = 2
