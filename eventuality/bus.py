@@ -41,7 +41,7 @@ class EventBus:
 
     A listener is an async function of one event, or a plain function (called in the event
     loop, so keep it quick). A key matches by class (subclasses included; ``Event`` matches
-    everything) or by ``event_type`` string.
+    everything) or by ``event_type`` string (a former name in ``__event_aliases__`` too).
     """
 
     def __init__(
@@ -109,7 +109,11 @@ class EventBus:
         if found is None:
             unique: dict[int, Listener] = {}
             for key, listener in self._entries:
-                if key == cls.event_type if isinstance(key, str) else issubclass(cls, key):
+                if (
+                    key == cls.event_type or key in cls.__event_aliases__
+                    if isinstance(key, str)
+                    else issubclass(cls, key)
+                ):
                     unique.setdefault(id(listener), listener)
             found = self._matches[cls] = tuple(unique.values())
         return found

@@ -1,8 +1,10 @@
 """Events and commands: frozen pydantic models, the registry of event types, upcasters.
 
-An event class registers itself under its ``event_type`` when it is defined. Stored events are
-turned back into objects only through that registry: a stored name never causes an import.
-Upcasters migrate stored payloads written by an older ``__event_version__`` of a class.
+An event class registers itself under its ``event_type`` and its former names
+(``__event_aliases__``) when it is defined. Stored events are turned back into objects only
+through that registry: a stored name never causes an import. Upcasters migrate stored payloads
+written by an older ``__event_version__`` of a class; the registry and the checks of upcaster
+chains live in ``_event_types``.
 """
 
 import inspect
@@ -11,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
@@ -28,7 +30,13 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticSerializationError
 
-from .errors import EventSchemaError, UnknownEventType
+from ._event_types import Upcaster as Upcaster
+from ._event_types import _registry as _registry
+from ._event_types import event_class as event_class
+from ._event_types import names_of_type, register_class
+from ._event_types import register_upcaster as register_upcaster
+from ._event_types import upcast_payload as upcast_payload
+from ._event_types import upcaster as upcaster
 
 __all__ = [
     "TRUSTED_ENVELOPE",
@@ -40,8 +48,6 @@ __all__ = [
     "upcaster",
 ]
 
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
 _EVENT_ENVELOPE = frozenset(
     {"event_id", "aggregate_id", "aggregate_version", "position", "occurred_at", "metadata"}
 )
@@ -50,9 +56,6 @@ _COMMAND_RESERVED = frozenset({"command_id", "metadata"})
 _TRUSTED_KEY = "eventuality_trusted_envelope"
 TRUSTED_ENVELOPE: dict[str, Any] = {_TRUSTED_KEY: True}
 """Validation context that lets a command's envelope come from the input (trusted sources)."""
-
-_registry: "dict[str, type[Event]]" = {}
-_upcasters: dict[tuple[str, int], Upcaster] = {}
 
 
 def _finite(metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
@@ -147,6 +150,12 @@ class Event(BaseModel):
 
     event_type: ClassVar[str] = "Event"
     __event_version__: ClassVar[int] = 1
+    __event_aliases__: ClassVar[tuple[str, ...]] = ()
+    """Names events of this class were stored under before (a rename, a move): they load as it."""
+    __event_first_version__: ClassVar[int] = 1
+    """The oldest version ever stored: upcasters are needed from here up to the current one."""
+    __event_upcasters__: ClassVar[Mapping[int, Upcaster]] = {}
+    """Upcasters by the version they read: checked as one chain when the class is defined."""
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
 
@@ -173,7 +182,7 @@ class Event(BaseModel):
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
         if any(_may_hold_bytes(cls.model_fields[n].annotation) for n in cls.__payload_fields__):
             _check_json_when_built(cls)
-        _register(cls)
+        register_class(cls)
 
     def __hash__(self) -> int:
         return hash(self.event_id)
@@ -326,104 +335,16 @@ def _odd_offset(value: object) -> bool:
     return offset is not None and bool(offset.seconds % 60 or offset.microseconds)
 
 
-def _register(cls: type[Event]) -> None:
-    """Register ``cls`` under its type name; refuse a second, different class for one name.
-
-    A class defined again under the same module and qualified name (a re-run module or a class
-    built in a loop) replaces its earlier self; anything else would make stored events ambiguous.
-    """
-    name = cls.event_type
-    known = _registry.get(name)
-    if known is not None and (known.__module__, known.__qualname__) != (
-        cls.__module__,
-        cls.__qualname__,
-    ):
-        raise TypeError(
-            f"event type {name!r} of {cls.__module__}.{cls.__qualname__} is already registered "
-            f"by {known.__module__}.{known.__qualname__}; stored events could not tell them "
-            f"apart. Give one of them a unique name: __event_type__ = 'context.{name}'."
-        )
-    _registry[name] = cls
-
-
-def event_class(event_type: str) -> type[Event]:
-    """The Event class registered under ``event_type``.
-
-    :raises UnknownEventType: no class in this process carries that name.
-    """
-    try:
-        return _registry[event_type]
-    except KeyError:
-        raise UnknownEventType(event_type) from None
-
-
 def event_type_names(types: Iterable[type[Event] | str]) -> frozenset[str]:
-    """The stored type names matching ``types``: a class matches itself and its subclasses."""
+    """The stored type names matching ``types``: a class matches itself and its subclasses, a
+    name matches its class; either way under the current name and every alias."""
     names: set[str] = set()
     for item in types:
-        if isinstance(item, str):
-            names.add(item)
-        elif isinstance(item, type) and issubclass(item, Event):
-            names.update(n for n, c in _registry.items() if issubclass(c, item))
-            if item is not Event:
-                names.add(item.event_type)
+        if isinstance(item, str) or (isinstance(item, type) and issubclass(item, Event)):
+            names.update(names_of_type(item, Event))
         else:
             raise TypeError(f"event_types takes Event classes or type names, not {item!r}")
     return frozenset(names)
-
-
-def register_upcaster(event_type: str, from_version: int, upcast: Upcaster) -> None:
-    """Register ``upcast`` to turn a stored payload of ``from_version`` into ``from_version + 1``.
-
-    Payloads are migrated step by step up to the class's ``__event_version__`` when read.
-    """
-    key = (event_type, from_version)
-    known = _upcasters.get(key)
-    if known is not None and known is not upcast and _origin(known) != _origin(upcast):
-        raise ValueError(
-            f"an upcaster for {event_type!r} from version {from_version} is already registered "
-            f"({_origin(known)[0]}.{_origin(known)[1]}); {_origin(upcast)[0]}."
-            f"{_origin(upcast)[1]} would make stored payloads read differently depending on "
-            "import order. Keep one of them."
-        )
-    _upcasters[key] = upcast
-
-
-def _origin(function: Callable[..., Any]) -> tuple[str, str]:
-    """Where a function was defined: the same module and name again is a re-run module (a
-    reload, a notebook cell, a dev server's reloader), which replaces its earlier self."""
-    return (
-        getattr(function, "__module__", None) or "?",
-        getattr(function, "__qualname__", None) or repr(function),
-    )
-
-
-def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    """Decorator form of :func:`register_upcaster`."""
-
-    def decorate(upcast: Upcaster) -> Upcaster:
-        register_upcaster(event_type, from_version, upcast)
-        return upcast
-
-    return decorate
-
-
-def upcast_payload(
-    cls: type[Event], stored_version: int, payload: dict[str, Any]
-) -> dict[str, Any]:
-    """Migrate ``payload`` from ``stored_version`` to the class's current version."""
-    version = stored_version
-    while version < cls.__event_version__:
-        step = _upcasters.get((cls.event_type, version))
-        if step is None:
-            raise EventSchemaError(
-                cls.event_type,
-                f"it was stored at version {stored_version}, the class is at version "
-                f"{cls.__event_version__}, and no upcaster is registered from version {version}",
-            )
-        payload = step(payload)
-        version += 1
-    return payload
 
 
 _registry[Event.event_type] = Event

@@ -767,3 +767,35 @@ def test_registering_the_same_upcaster_again_is_harmless() -> None:
     again = upcaster("MsgTitled", 2)(_count_words)
 
     assert again is _count_words
+
+
+async def test_a_chain_registered_step_by_step_by_running_code_reads_from_the_oldest_step(
+    store: EventStore,
+) -> None:
+    name = f"msg.runtime-chain-{uuid.uuid4().hex[:8]}"
+
+    class MsgRuntimeChain(Event):
+        __event_type__ = name
+        __event_version__ = 3
+
+        value: int
+
+    register_upcaster(name, 1, lambda payload: {"value": payload["v"]})
+    register_upcaster(name, 2, lambda payload: {"value": payload["value"] + 1})
+    await _store_row(store, _row(name, 1, '{"v": 1}'))
+
+    (read,) = await store.read_stream("s")
+
+    assert isinstance(read, MsgRuntimeChain)
+    assert read.value == 2
+
+
+def test_an_upcaster_chain_with_a_gap_raises_when_the_class_is_defined() -> None:
+    def step(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    with pytest.raises(TypeError, match=r"'MsgGapped'.*no step from version 2"):
+
+        class MsgGapped(Event):
+            __event_version__ = 4
+            __event_upcasters__ = {1: step, 3: step}  # noqa: RUF012

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
+from .._event_types import _unfinished, check_finished_chains
 from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError, UnknownEventType
 from ..messages import Event, JsonMetadata, _registry, event_class, json_safe, upcast_payload
 
@@ -229,7 +230,11 @@ def from_row(row: StoredEvent) -> Event:
     :raises UnknownEventType: no class is registered under the row's type.
     :raises EventSchemaError: the row does not fit its class (or is damaged).
     Both name the row's stream and position.
+    :raises TypeError: an upcaster chain registered after its class is still incomplete though
+        its module has finished importing (a programmer error, reported before any read).
     """
+    if _unfinished:
+        check_finished_chains()
     cls = _registry.get(row.event_type)
     try:
         if cls is None:
