@@ -25,6 +25,7 @@ class Statements:
         events = f"{s}.eventuality_events"
         checkpoints = f"{s}.eventuality_checkpoints"
         snapshots = f"{s}.eventuality_snapshots"
+        streams = f"{s}.eventuality_streams"
         self.channel = f"eventuality_{schema}"
         self._lock_prefix = f"eventuality {schema}\x00".encode()
         self.schema_lock = f"SELECT pg_advisory_xact_lock(hashtextextended('eventuality {s}', 0))"
@@ -64,7 +65,29 @@ class Statements:
         # What takes the schema from ``version - 1`` to ``version``; a new schema runs them all
         # after schema 1. Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
         self.upgrades: dict[int, list[str]] = {
-            2: [],
+            2: [
+                # Streams whose rows left the live log: deleted (for good) or archived.
+                f"""CREATE TABLE IF NOT EXISTS {streams} (
+                    stream_id BYTEA PRIMARY KEY,
+                    state TEXT NOT NULL CHECK (state IN ('deleted', 'archived')),
+                    version INTEGER NOT NULL,
+                    changed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )""",
+                # Archived rows, exactly as they were in eventuality_events.
+                f"""CREATE TABLE IF NOT EXISTS {s}.eventuality_archive (
+                    position BIGINT PRIMARY KEY,
+                    stream_id BYTEA NOT NULL,
+                    version INTEGER NOT NULL,
+                    event_type TEXT NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    data JSON NOT NULL,
+                    metadata JSON NOT NULL,
+                    event_id UUID NOT NULL UNIQUE,
+                    aggregate_id BYTEA,
+                    occurred_at TIMESTAMPTZ NOT NULL,
+                    UNIQUE (stream_id, version)
+                )""",
+            ],
         }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
         self.set_schema_version = (
@@ -74,12 +97,19 @@ class Statements:
 
         # Takes (assigns, if need be) the transaction id and reads the streams' versions, in a
         # statement after begin_append's: its snapshot sees every append that held the locks.
+        # The third column says which streams were deleted or archived ('state:version'),
+        # one primary-key probe per stream in the same statement.
         self.prepare_append = f"""
             SELECT
                 pg_current_xact_id()::text::bigint,
                 ARRAY(
                     SELECT coalesce((SELECT max(e.version) FROM {events} e
                                      WHERE e.stream_id = u.stream_id), 0)
+                    FROM unnest($1::bytea[]) WITH ORDINALITY AS u(stream_id, n) ORDER BY u.n
+                ),
+                ARRAY(
+                    SELECT (SELECT g.state || ':' || g.version FROM {streams} g
+                            WHERE g.stream_id = u.stream_id)
                     FROM unnest($1::bytea[]) WITH ORDINALITY AS u(stream_id, n) ORDER BY u.n
                 )"""
         self.insert = f"""

@@ -51,6 +51,7 @@ from ..errors import StoreClosedError, StoreError
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_streams import SQLiteLifecycle
 from ._sqlite_transaction import SQLiteTransaction
 from .base import (
     AppendRequest,
@@ -85,8 +86,9 @@ class _Waiter:
         self.promoted = False
 
 
-class SQLiteBackend:
-    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite."""
+class SQLiteBackend(SQLiteLifecycle):
+    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite; the stream
+    lifecycle tier is in ``_sqlite_streams``."""
 
     paramstyle = "qmark"
     asyncio_only = True
