@@ -17,7 +17,6 @@ from .lifecycle import (
     StreamArchival,
     StreamRestoration,
     Tombstone,
-    refuse_gone,
 )
 from .rows import HIGHEST_VERSION, from_row, to_row
 
@@ -113,16 +112,6 @@ class LifecycleCalls:
         versions and positions; ``[]`` when it is not archived."""
         tier = self._lifecycle(stream_id, "read archived events", None)
         return [from_row(row) for row in await tier.read_archived(stream_id)]
-
-    async def _refuse_gone(self, stream_id: str, operation: str) -> None:
-        """After a read found nothing: raise if the stream was deleted or archived."""
-        if self._lifecycle_capable:
-            tier = cast("StreamLifecycle", self._backend)
-            refuse_gone(stream_id, await tier.stream_state(stream_id), operation)
-
-    @property
-    def _lifecycle_capable(self) -> bool:
-        return bool(getattr(self, "_capabilities").stream_lifecycle)  # noqa: B009
 
     def _lifecycle(
         self, stream_id: str, operation: str, expected_version: int | None

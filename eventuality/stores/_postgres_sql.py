@@ -124,10 +124,16 @@ class Statements:
             )
             SELECT pg_notify($11, '') FROM (SELECT count(*) FROM inserted) AS done"""
         self.by_ids = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = ANY($1::uuid[])"
-        self.read_stream = (
-            f"SELECT {_COLUMNS} FROM {events} "
-            "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version"
-        )
+        # A stream's rows, then (only for a deleted or archived stream, which has none) one
+        # row whose last column says so: the state costs a primary-key probe, no round trip.
+        self.read_stream = f"""
+            SELECT {_COLUMNS}, NULL::text FROM {events}
+            WHERE stream_id = $1 AND version >= $2 AND version <= $3
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   g.state || ':' || g.version
+            FROM {streams} g WHERE g.stream_id = $1
+            ORDER BY 3"""
         # Positions below the oldest transaction still running: nothing there can still appear.
         xmin = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
         safe = f"position < {xmin} * {TRANSACTION_SLOTS}"
@@ -140,7 +146,9 @@ class Statements:
             "AND event_type = ANY($3::text[]) ORDER BY position LIMIT $2"
         )
         self.last_position = f"SELECT coalesce(max(position), 0) FROM {events} WHERE {safe}"
-        self.stream_version = f"SELECT coalesce(max(version), 0) FROM {events} WHERE stream_id = $1"
+        self.stream_version = f"""
+            SELECT coalesce((SELECT max(version) FROM {events} WHERE stream_id = $1), 0),
+                   (SELECT g.state || ':' || g.version FROM {streams} g WHERE g.stream_id = $1)"""
         self.get_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1"
         self.lock_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1 FOR UPDATE"
         self.insert_checkpoint = (

@@ -228,7 +228,7 @@ class EventStore(LifecycleCalls):
         """The events of one stream in version order, from ``from_version`` up to
         ``to_version`` (inclusive; ``None``: the end). ``[]`` when there are none.
 
-        :raises StreamDeleted: the stream was deleted.
+        :raises StreamDeleted: the stream was deleted (a backend with the lifecycle tier).
         :raises StreamArchived: its events are archived (see :meth:`read_archived`).
         """
         self._check_open()
@@ -236,8 +236,6 @@ class EventStore(LifecycleCalls):
         if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
-        if not rows:
-            await self._refuse_gone(stream_id, "read the stream")
         return [from_row(row) for row in rows]
 
     def read_all(
@@ -263,10 +261,7 @@ class EventStore(LifecycleCalls):
         :raises StreamArchived: its events are archived.
         """
         self._check_open()
-        version = await self._backend.stream_version(stream_id)
-        if version == 0:
-            await self._refuse_gone(stream_id, "read the stream's version")
-        return version
+        return await self._backend.stream_version(stream_id)
 
     async def last_position(self) -> int:
         """The highest global position readable now: 0 when the store is empty."""

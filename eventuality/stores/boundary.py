@@ -225,8 +225,10 @@ class StreamLifecycle(Protocol):
 
     Each method is one atomic transaction that also holds off appends to the stream, and
     applies the rules of :mod:`~eventuality.stores.lifecycle` to what it finds there. A backend
-    with this tier also refuses, inside ``append``, a request for a stream whose rows are gone
-    (:func:`~eventuality.stores.lifecycle.refuse_gone` when the stream reads version 0).
+    with this tier also raises :func:`~eventuality.stores.lifecycle.refuse_gone`'s errors for a
+    deleted or archived stream from ``append``, ``stream_version`` and ``read_stream`` (where
+    it finds no rows), looking the state up in the work those already do (same statement,
+    same thread call), never in a round trip of its own.
     """
 
     async def stream_state(self, stream_id: str) -> StreamState | None:

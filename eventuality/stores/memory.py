@@ -47,6 +47,7 @@ from .lifecycle import (
 __all__ = ["InMemoryEventStore"]
 
 _APPEND = "append to the stream"
+_VERSION = "read the stream's version"
 
 
 async def checkpoint() -> None:
@@ -146,6 +147,8 @@ class MemoryBackend(MemoryLifecycle):
         await checkpoint()
         rows = self._streams.get(stream_id)
         if not rows:
+            if self._states:
+                refuse_gone(stream_id, self._states.get(stream_id), "read the stream")
             return []
         first = rows[0].version  # above 1 once the stream was truncated
         stop = None if to_version is None else max(to_version - first + 1, 0)
@@ -169,7 +172,11 @@ class MemoryBackend(MemoryLifecycle):
     async def stream_version(self, stream_id: str) -> int:
         await checkpoint()
         rows = self._streams.get(stream_id)
-        return rows[-1].version if rows else 0
+        if rows:
+            return rows[-1].version
+        if self._states:
+            refuse_gone(stream_id, self._states.get(stream_id), _VERSION)
+        return 0
 
     async def last_position(self) -> int:
         await checkpoint()

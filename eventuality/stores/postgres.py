@@ -323,6 +323,8 @@ class PostgresBackend(PostgresLifecycle):
                 from_version,
                 2**31 - 1 if to_version is None else to_version,
             )
+        if found and found[-1][10] is not None:  # deleted or archived: it has no rows
+            refuse_gone(stream_id, parse_state(found[-1][10]), "read the stream")
         return [_stored(r) for r in found]
 
     async def read_log(
@@ -337,7 +339,10 @@ class PostgresBackend(PostgresLifecycle):
 
     async def stream_version(self, stream_id: str) -> int:
         async with self.db.pooled("read a stream version") as connection:
-            return int(await connection.fetchval(self.sql.stream_version, _encode(stream_id)))
+            version, state = await connection.fetchrow(self.sql.stream_version, _encode(stream_id))
+        if state is not None:  # deleted or archived: version 0
+            refuse_gone(stream_id, parse_state(state), "read the stream's version")
+        return int(version)
 
     async def last_position(self) -> int:
         async with self.db.pooled("read the last position") as connection:
