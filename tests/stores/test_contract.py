@@ -21,3 +21,4 @@ from eventuality.testing.contract.log_read import *  # noqa: F403
 from eventuality.testing.contract.log_verbatim import *  # noqa: F403
 from eventuality.testing.contract.snapshots import *  # noqa: F403
 from eventuality.testing.contract.streams import *  # noqa: F403
+from eventuality.testing.contract.streams_atomic import *  # noqa: F403

@@ -19,8 +19,8 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks``, ``streams`` (the optional tiers; ``streams`` is
-deleting, truncating, archiving and restoring streams).
+``snapshots``, ``transactions``, ``locks``, ``streams`` and ``streams_atomic`` (the optional
+tiers; the last two: deleting, truncating, archiving and restoring streams).
 """
 
 from . import (
@@ -35,6 +35,7 @@ from . import (
     log_verbatim,
     snapshots,
     streams,
+    streams_atomic,
     transactions,
 )
 from ._support import StoreFactory as StoreFactory
@@ -55,6 +56,7 @@ from .log_read import *  # noqa: F403
 from .log_verbatim import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .streams import *  # noqa: F403
+from .streams_atomic import *  # noqa: F403
 from .transactions import *  # noqa: F403
 
 FIXTURES = ["checkpoint_store", "contract_store", "lifecycle_store", "snapshot_store", "sql_store"]
@@ -72,6 +74,7 @@ MODULES = (
     log_verbatim,
     snapshots,
     streams,
+    streams_atomic,
     transactions,
 )
 """The suite's modules, one a tier or theme: star-import one to run only that part."""
