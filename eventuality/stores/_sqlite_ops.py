@@ -335,21 +335,6 @@ def read_stream(
     return [_stored(row) for row in found]
 
 
-def read_live_stream(
-    db: sqlite3.Connection,
-    stream_id: str,
-    from_version: int,
-    to_version: int | None,
-    limit: int = -1,
-) -> list[StoredEvent]:
-    """:func:`read_stream` for the store's callers: none found, a deleted or archived stream
-    raises (looked up in the same call, so in no round trip of its own)."""
-    rows = read_stream(db, stream_id, from_version, to_version, limit)
-    if not rows:
-        refuse_gone(stream_id, stream_state(db, stream_id), "read the stream")
-    return rows
-
-
 def read_log(
     db: sqlite3.Connection, after: int, limit: int, types: frozenset[str] | None
 ) -> list[StoredEvent]:
@@ -382,15 +367,6 @@ def stream_state(db: sqlite3.Connection, stream_id: str) -> StreamState | None:
         "SELECT state, version FROM eventuality_streams WHERE stream_id = ?", (stream_id,)
     ).fetchone()
     return None if found is None else StreamState(found[0], found[1])
-
-
-def live_stream_version(db: sqlite3.Connection, stream_id: str) -> int:
-    """:func:`stream_version` for the store's callers: 0 for a deleted or archived stream
-    raises instead."""
-    version = stream_version(db, stream_id)
-    if version == 0:
-        refuse_gone(stream_id, stream_state(db, stream_id), "read the stream's version")
-    return version
 
 
 def last_position(db: sqlite3.Connection) -> int:

@@ -26,10 +26,11 @@ from .lifecycle import (
     check_archived,
     check_live,
     check_truncation,
+    refuse_gone,
 )
 from .rows import AppendRequest, StoredEvent
 
-__all__ = ["SQLiteLifecycle"]
+__all__ = ["SQLiteLifecycle", "live_stream_version", "read_live_stream"]
 
 T = TypeVar("T")
 
@@ -46,6 +47,30 @@ _SET_STATE = (
     "ON CONFLICT (stream_id) DO UPDATE SET state = excluded.state, version = excluded.version, "
     "changed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 )
+
+
+def read_live_stream(
+    db: sqlite3.Connection,
+    stream_id: str,
+    from_version: int,
+    to_version: int | None,
+    limit: int = -1,
+) -> list[StoredEvent]:
+    """``_sqlite_ops.read_stream`` for the store's callers: none found, a deleted or archived stream
+    raises (looked up in the same call, so in no round trip of its own)."""
+    rows = ops.read_stream(db, stream_id, from_version, to_version, limit)
+    if not rows:
+        refuse_gone(stream_id, ops.stream_state(db, stream_id), "read the stream")
+    return rows
+
+
+def live_stream_version(db: sqlite3.Connection, stream_id: str) -> int:
+    """``_sqlite_ops.stream_version`` for the store's callers: 0 for a deleted or archived stream
+    raises instead."""
+    version = ops.stream_version(db, stream_id)
+    if version == 0:
+        refuse_gone(stream_id, ops.stream_state(db, stream_id), "read the stream's version")
+    return version
 
 
 def _last(db: sqlite3.Connection, table: str, stream_id: str) -> tuple[int, str | None]:
