@@ -20,6 +20,7 @@ from eventuality import (
     StreamLifecycleError,
     StreamNotFound,
     StreamTruncated,
+    Subscription,
     Tombstone,
     Transaction,
 )
@@ -202,3 +203,25 @@ def test_messages_say_what_was_asked_found_and_what_to_do() -> None:
     assert "new id" in deleted
     assert "store.read_archived('Todo-1')" in archived
     assert "store.restore_stream('Todo-1')" in archived
+
+
+async def test_a_running_subscription_is_woken_by_a_tombstone(store: EventStore) -> None:
+    await Repository(Todo, store).add(id="1", description="first")
+    seen: list[Event] = []
+    arrived = anyio.Event()
+
+    async def handle(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, Tombstone):
+            arrived.set()
+
+    subscription = Subscription(store, "tombstones", handle, event_types=[Tombstone])
+    async with anyio.create_task_group() as group:
+        group.start_soon(subscription.run)
+        await anyio.sleep(0)
+        tombstone = await store.delete_stream("Todo-1")
+        with anyio.fail_after(60):
+            await arrived.wait()
+        group.cancel_scope.cancel()
+
+    assert seen == [tombstone]
