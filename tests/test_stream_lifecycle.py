@@ -225,3 +225,25 @@ async def test_a_running_subscription_is_woken_by_a_tombstone(store: EventStore)
         group.cancel_scope.cancel()
 
     assert seen == [tombstone]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: s.delete_stream("Todo-1", expected_version=-1), "expected_version"),
+        (lambda s: s.archive_stream("Todo-1", expected_version="1"), "expected_version"),
+        (lambda s: s.delete_stream(""), "non-empty str"),
+        (lambda s: s.truncate_stream("Todo-1", 0), "before must be an int >= 1"),
+        (lambda s: s.truncate_stream("Todo-1", 2.5), "before must be an int >= 1"),
+    ],
+)
+async def test_bad_arguments_are_refused_before_anything_is_written(
+    store: EventStore, call: Callable[[EventStore], Awaitable[object]], match: str
+) -> None:
+    stored = await store.append("Todo-1", [TodoCreated(description="a")] * 1)
+
+    with pytest.raises(ValueError, match=match):
+        await call(store)
+
+    assert await store.read_stream("Todo-1") == stored
+    assert await store.read_stream(LIFECYCLE_STREAM) == []
