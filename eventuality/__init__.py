@@ -28,6 +28,11 @@ from .errors import StoreClosedError as StoreClosedError
 from .errors import StoreConnectionError as StoreConnectionError
 from .errors import StoreError as StoreError
 from .errors import StoreUsageError as StoreUsageError
+from .errors import StreamArchived as StreamArchived
+from .errors import StreamDeleted as StreamDeleted
+from .errors import StreamLifecycleError as StreamLifecycleError
+from .errors import StreamNotFound as StreamNotFound
+from .errors import StreamTruncated as StreamTruncated
 from .errors import SubscriptionLocked as SubscriptionLocked
 from .errors import SubscriptionTimeout as SubscriptionTimeout
 from .errors import TransactionError as TransactionError
@@ -53,6 +58,9 @@ from .stores import StreamAppend as StreamAppend
 from .stores import open_store as open_store
 from .stores.base import Transaction as Transaction
 from .stores.boundary import Capabilities as Capabilities
+from .stores.lifecycle import StreamArchival as StreamArchival
+from .stores.lifecycle import StreamRestoration as StreamRestoration
+from .stores.lifecycle import Tombstone as Tombstone
 from .subscriptions import Projection as Projection
 from .subscriptions import Subscription as Subscription
 from .subscriptions import SubscriptionRunner as SubscriptionRunner
@@ -90,12 +98,20 @@ __all__ = [
     "StoreError",
     "StoreUsageError",
     "StreamAppend",
+    "StreamArchival",
+    "StreamArchived",
+    "StreamDeleted",
+    "StreamLifecycleError",
+    "StreamNotFound",
+    "StreamRestoration",
+    "StreamTruncated",
     "Subscription",
     "SubscriptionLocked",
     "SubscriptionRunner",
     "SubscriptionStatistics",
     "SubscriptionTimeout",
     "TRUSTED_ENVELOPE",
+    "Tombstone",
     "Transaction",
     "TransactionError",
     "TransientStoreError",

@@ -18,6 +18,11 @@
     ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
     ├── UnsupportedOperation    also NotImplementedError: the store's backend lacks a tier
     ├── TransactionError        a write the store cannot take inside store.transaction()
+    ├── StreamDeleted           the stream was deleted: it can be neither read nor written
+    ├── StreamArchived          the stream's events are archived: read or restore them first
+    ├── StreamNotFound          also LookupError: a lifecycle operation named an unknown stream
+    ├── StreamTruncated         a load needs events that a truncation removed
+    ├── StreamLifecycleError    also ValueError: a delete, truncate, archive or restore refused
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── TransientStoreError     retrying may work
         │   ├── StoreBusyError      the database stayed locked past the busy timeout
@@ -50,6 +55,11 @@ __all__ = [
     "StoreConnectionError",
     "StoreError",
     "StoreUsageError",
+    "StreamArchived",
+    "StreamDeleted",
+    "StreamLifecycleError",
+    "StreamNotFound",
+    "StreamTruncated",
     "SubscriptionLocked",
     "SubscriptionTimeout",
     "TransactionError",
@@ -371,6 +381,76 @@ class TransactionError(_Described):
     handler). ``operation`` says which (for example ``"append events"``)."""
 
     def __init__(self, message: str, *, operation: str | None = None) -> None:
+        self.operation = operation
+        super().__init__(message)
+
+
+class StreamDeleted(_Described):
+    """The stream was deleted (``store.delete_stream``): loads and appends of it are refused
+    for good, since a deleted stream id is never reused. ``version`` is the version it had."""
+
+    def __init__(self, stream_id: str, version: int, operation: str) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.operation = operation
+        super().__init__(
+            f"cannot {operation}: stream {stream_id!r} was deleted (at version {version}); "
+            "its events and snapshots are gone and its id is never reused. Use a new id; the "
+            "global log keeps a Tombstone event recording the deletion."
+        )
+
+
+class StreamArchived(_Described):
+    """The stream's events were archived (``store.archive_stream``): they are out of the
+    live log until restored. ``version`` is the version the stream had."""
+
+    def __init__(self, stream_id: str, version: int, operation: str) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.operation = operation
+        super().__init__(
+            f"cannot {operation}: stream {stream_id!r} is archived (at version {version}). "
+            f"Read its events with `await store.read_archived({stream_id!r})`, or move them "
+            f"back with `await store.restore_stream({stream_id!r})` and try again."
+        )
+
+
+class StreamNotFound(_Described, LookupError):
+    """A delete, truncate, archive or restore named a stream that has no events."""
+
+    def __init__(self, stream_id: str, operation: str) -> None:
+        self.stream_id = stream_id
+        self.operation = operation
+        super().__init__(
+            f"cannot {operation}: stream {stream_id!r} has no events (it was never written, "
+            "or the id is misspelt). Nothing was changed. Check the id: a Repository's "
+            "streams are named '<AggregateType>-<id>'."
+        )
+
+
+class StreamTruncated(_Described):
+    """A load needs events that ``store.truncate_stream`` removed, and no snapshot covers
+    them. ``first_version`` is the oldest version still stored."""
+
+    def __init__(self, stream_id: str, needed_version: int, first_version: int) -> None:
+        self.stream_id = stream_id
+        self.needed_version = needed_version
+        self.first_version = first_version
+        super().__init__(
+            f"cannot rebuild stream {stream_id!r} from version {needed_version}: it was "
+            f"truncated, and its oldest stored event is version {first_version}, with no "
+            f"snapshot at version {first_version - 1} or later to start from. Load it with a "
+            "Repository(..., snapshot_every=...) whose snapshot survived the truncation, or "
+            "load a version the stored events cover."
+        )
+
+
+class StreamLifecycleError(_Described, ValueError):
+    """A delete, truncate, archive or restore that does not fit the stream as it is (before
+    out of range, no snapshot to load from, not archived); nothing was changed."""
+
+    def __init__(self, message: str, *, stream_id: str, operation: str) -> None:
+        self.stream_id = stream_id
         self.operation = operation
         super().__init__(message)
 

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from .aggregate import Aggregate, state_fingerprint
-from .errors import AggregateExists, AggregateNotFound, ConcurrencyError
+from .errors import AggregateExists, AggregateNotFound, ConcurrencyError, StreamTruncated
 from .messages import Event
 from .stores.base import EventStore, Snapshot
 from .unit_of_work import active_unit_of_work
@@ -99,6 +99,9 @@ class Repository(Generic[A]):
         ``version`` rebuilds the state as of that version (never tracked by a dispatch).
 
         :raises AggregateNotFound: the stream has no events (or fewer than ``version``).
+        :raises StreamDeleted: the stream was deleted.
+        :raises StreamArchived: the stream is archived (restore it first).
+        :raises StreamTruncated: the stream was truncated and no snapshot reaches its events.
         """
         if version is not None and version < 1:
             raise ValueError(f"version must be None or at least 1, not {version}")
@@ -151,6 +154,8 @@ class Repository(Generic[A]):
         aggregate = self._from_snapshot(snapshot) if snapshot is not None else None
         start = aggregate.version + 1 if aggregate is not None else 1
         events = await self.store.read_stream(stream_id, from_version=start, to_version=version)
+        if events and events[0].aggregate_version != start:
+            aggregate, events = await self._past_truncation(stream_id, start, version, events)
         if aggregate is None:
             if not events:
                 raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
@@ -161,6 +166,24 @@ class Repository(Generic[A]):
         if snapshot is not None and start == 1 and version is None:
             await self._save_snapshot(aggregate)  # replace the one that did not fit
         return aggregate
+
+    async def _past_truncation(
+        self, stream_id: str, start: int, version: int | None, events: list[Event]
+    ) -> tuple[A, list[Event]]:
+        """The stream was truncated (``store.truncate_stream``): its events begin after
+        ``start``. Start from the latest snapshot that reaches them, if there is one.
+
+        :raises StreamTruncated: no snapshot reaches the oldest stored event.
+        """
+        first = events[0].aggregate_version or start
+        if self.store.capabilities.snapshots:
+            snapshot = await self.store.load_snapshot(stream_id, max_version=version)
+            if snapshot is not None and snapshot.version >= first - 1:
+                aggregate = self._from_snapshot(snapshot)
+                if aggregate is not None:
+                    later = [e for e in events if (e.aggregate_version or 0) > aggregate.version]
+                    return aggregate, later
+        raise StreamTruncated(stream_id, start, first)
 
     def _from_snapshot(self, snapshot: Snapshot) -> A | None:
         """The snapshot's aggregate, or None when another shape of state or ``apply`` wrote it."""

@@ -109,3 +109,23 @@ def test_readme_backend_example_runs_as_written(tmp_path: Path) -> None:
     out = _run(["list_backend.py"], tmp_path)
 
     assert out.splitlines() == ["[{'text': 'hello'}]", "False True"]
+
+
+def test_readme_streams_example_deletes_truncates_and_archives_in_an_empty_folder(
+    tmp_path: Path,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- streams-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its streams example"
+    (tmp_path / "streams_example.py").write_text(block.group(1))
+
+    out = _run(["streams_example.py"], tmp_path)
+
+    assert out.splitlines() == [
+        "4 v5",
+        "archived: [{'text': 'old'}]",
+        "old",
+        "deleted at version 5",
+        "eventuality.Tombstone {'stream_id': 'Note-n1', 'last_version': 5}",
+    ]
+    assert (tmp_path / "notes.db").exists()

@@ -25,6 +25,7 @@ class Statements:
         events = f"{s}.eventuality_events"
         checkpoints = f"{s}.eventuality_checkpoints"
         snapshots = f"{s}.eventuality_snapshots"
+        streams = f"{s}.eventuality_streams"
         self.channel = f"eventuality_{schema}"
         self._lock_prefix = f"eventuality {schema}\x00".encode()
         self.schema_lock = f"SELECT pg_advisory_xact_lock(hashtextextended('eventuality {s}', 0))"
@@ -64,7 +65,29 @@ class Statements:
         # What takes the schema from ``version - 1`` to ``version``; a new schema runs them all
         # after schema 1. Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
         self.upgrades: dict[int, list[str]] = {
-            2: [],
+            2: [
+                # Streams whose rows left the live log: deleted (for good) or archived.
+                f"""CREATE TABLE IF NOT EXISTS {streams} (
+                    stream_id BYTEA PRIMARY KEY,
+                    state TEXT NOT NULL CHECK (state IN ('deleted', 'archived')),
+                    version INTEGER NOT NULL,
+                    changed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )""",
+                # Archived rows, exactly as they were in eventuality_events.
+                f"""CREATE TABLE IF NOT EXISTS {s}.eventuality_archive (
+                    position BIGINT PRIMARY KEY,
+                    stream_id BYTEA NOT NULL,
+                    version INTEGER NOT NULL,
+                    event_type TEXT NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    data JSON NOT NULL,
+                    metadata JSON NOT NULL,
+                    event_id UUID NOT NULL UNIQUE,
+                    aggregate_id BYTEA,
+                    occurred_at TIMESTAMPTZ NOT NULL,
+                    UNIQUE (stream_id, version)
+                )""",
+            ],
         }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
         self.set_schema_version = (
@@ -74,12 +97,19 @@ class Statements:
 
         # Takes (assigns, if need be) the transaction id and reads the streams' versions, in a
         # statement after begin_append's: its snapshot sees every append that held the locks.
+        # The third column says which streams were deleted or archived ('state:version'),
+        # one primary-key probe per stream in the same statement.
         self.prepare_append = f"""
             SELECT
                 pg_current_xact_id()::text::bigint,
                 ARRAY(
                     SELECT coalesce((SELECT max(e.version) FROM {events} e
                                      WHERE e.stream_id = u.stream_id), 0)
+                    FROM unnest($1::bytea[]) WITH ORDINALITY AS u(stream_id, n) ORDER BY u.n
+                ),
+                ARRAY(
+                    SELECT (SELECT g.state || ':' || g.version FROM {streams} g
+                            WHERE g.stream_id = u.stream_id)
                     FROM unnest($1::bytea[]) WITH ORDINALITY AS u(stream_id, n) ORDER BY u.n
                 )"""
         self.insert = f"""
@@ -94,10 +124,16 @@ class Statements:
             )
             SELECT pg_notify($11, '') FROM (SELECT count(*) FROM inserted) AS done"""
         self.by_ids = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = ANY($1::uuid[])"
-        self.read_stream = (
-            f"SELECT {_COLUMNS} FROM {events} "
-            "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version"
-        )
+        # A stream's rows, then (only for a deleted or archived stream, which has none) one
+        # row whose last column says so: the state costs a primary-key probe, no round trip.
+        self.read_stream = f"""
+            SELECT {_COLUMNS}, NULL::text FROM {events}
+            WHERE stream_id = $1 AND version >= $2 AND version <= $3
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   g.state || ':' || g.version
+            FROM {streams} g WHERE g.stream_id = $1
+            ORDER BY 3"""
         # Positions below the oldest transaction still running: nothing there can still appear.
         xmin = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
         safe = f"position < {xmin} * {TRANSACTION_SLOTS}"
@@ -110,7 +146,9 @@ class Statements:
             "AND event_type = ANY($3::text[]) ORDER BY position LIMIT $2"
         )
         self.last_position = f"SELECT coalesce(max(position), 0) FROM {events} WHERE {safe}"
-        self.stream_version = f"SELECT coalesce(max(version), 0) FROM {events} WHERE stream_id = $1"
+        self.stream_version = f"""
+            SELECT coalesce((SELECT max(version) FROM {events} WHERE stream_id = $1), 0),
+                   (SELECT g.state || ':' || g.version FROM {streams} g WHERE g.stream_id = $1)"""
         self.get_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1"
         self.lock_checkpoint = f"SELECT position FROM {checkpoints} WHERE name = $1 FOR UPDATE"
         self.insert_checkpoint = (

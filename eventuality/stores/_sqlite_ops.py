@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
+from .lifecycle import StreamState, refuse_gone
 
 SCHEMA_VERSION = 2
 
@@ -56,7 +57,29 @@ CREATE TABLE IF NOT EXISTS eventuality_snapshots (
 
 UPGRADES: dict[int, list[str]] = {
     # Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
-    2: [],
+    2: [
+        # Streams whose rows left the live log: deleted (for good) or archived.
+        """CREATE TABLE IF NOT EXISTS eventuality_streams (
+            stream_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('deleted', 'archived')),
+            version INTEGER NOT NULL,
+            changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        )""",
+        # Archived rows, exactly as they were in eventuality_events.
+        """CREATE TABLE IF NOT EXISTS eventuality_archive (
+            position INTEGER PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            event_type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            aggregate_id TEXT,
+            occurred_at TEXT NOT NULL,
+            UNIQUE (stream_id, version)
+        )""",
+    ],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
 runs them all after schema 1."""
@@ -68,6 +91,7 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO eventuality_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT = f"SELECT {_COLUMNS} FROM eventuality_events"
 _MAX_PARAMS = 900
+_APPEND = "append to the stream"
 
 Row = tuple[str, int, str, int, str, str, str, str | None, str, int]
 
@@ -232,6 +256,8 @@ def _insert(
                 "SELECT coalesce(max(version), 0) FROM eventuality_events WHERE stream_id = ?",
                 (request.stream_id,),
             ).fetchone()[0]
+            if current == 0:  # new, or deleted or archived: only then look it up
+                refuse_gone(request.stream_id, stream_state(db, request.stream_id), _APPEND)
         settled = settle_versions(request, current)
         for row in settled:
             position += 1
@@ -333,6 +359,14 @@ def stream_version(db: sqlite3.Connection, stream_id: str) -> int:
         "SELECT coalesce(max(version), 0) FROM eventuality_events WHERE stream_id = ?", (stream_id,)
     ).fetchone()
     return int(found[0])
+
+
+def stream_state(db: sqlite3.Connection, stream_id: str) -> StreamState | None:
+    """Whether the stream was deleted or archived (see ``_sqlite_streams``)."""
+    found = db.execute(
+        "SELECT state, version FROM eventuality_streams WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    return None if found is None else StreamState(found[0], found[1])
 
 
 def last_position(db: sqlite3.Connection) -> int:

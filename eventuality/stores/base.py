@@ -29,6 +29,7 @@ from ..errors import (
     UnsupportedOperation,
 )
 from ..messages import Event, event_type_names, evolve
+from ._lifecycle_front import LifecycleCalls
 from ._named_sql import NamedTransaction, bind
 from ._validation import (
     HIGHEST_POSITION,
@@ -82,8 +83,11 @@ logger = logging.getLogger("eventuality")
 _PAGE_SIZE = 1000
 
 
-class EventStore:
-    """The store every caller uses: events in, events out, over a row-level :class:`Backend`."""
+class EventStore(LifecycleCalls):
+    """The store every caller uses: events in, events out, over a row-level :class:`Backend`.
+
+    Deleting, truncating and archiving streams: :class:`~._lifecycle_front.LifecycleCalls`.
+    """
 
     def __init__(self, backend: Backend) -> None:
         self._capabilities = capabilities_of(backend)
@@ -103,7 +107,8 @@ class EventStore:
 
     def require(self, capability: Tier, operation: str) -> None:
         """Refuse ``operation`` unless the store offers ``capability`` (``"checkpoints"``,
-        ``"snapshots"`` or ``"transactions"``), as components do when they are built.
+        ``"snapshots"``, ``"transactions"`` or ``"stream_lifecycle"``), as components do when
+        they are built.
 
         :raises UnsupportedOperation: the backend does not implement that tier.
         """
@@ -192,9 +197,7 @@ class EventStore:
                         raise ConcurrencyError(request.stream_id, request.expected_version, actual)
             return []
         stored = await self._backend.append(requests)
-        if self._appended is not None:  # wake this store's polling waiters (no live_wait)
-            self._appended.set()
-            self._appended = None
+        self._woken()
         if extra is None:
             return [
                 evolve(event, {"position": row.position, "aggregate_version": row.version})
@@ -213,11 +216,21 @@ class EventStore:
             for event, row in zip(events, stored, strict=True)
         ]
 
+    def _woken(self) -> None:
+        """Wake this store's polling waiters (a backend without live_wait) after a write."""
+        if self._appended is not None:
+            self._appended.set()
+            self._appended = None
+
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> list[Event]:
         """The events of one stream in version order, from ``from_version`` up to
-        ``to_version`` (inclusive; ``None``: the end). ``[]`` when there are none."""
+        ``to_version`` (inclusive; ``None``: the end). ``[]`` when there are none.
+
+        :raises StreamDeleted: the stream was deleted (a backend with the lifecycle tier).
+        :raises StreamArchived: its events are archived (see :meth:`read_archived`).
+        """
         self._check_open()
         last = None if to_version is None else min(to_version, HIGHEST_VERSION)
         if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
@@ -242,7 +255,11 @@ class EventStore:
         return _LogReader(self._backend, min(from_position, HIGHEST_POSITION), types, page_size)
 
     async def stream_version(self, stream_id: str) -> int:
-        """The stream's current version: 0 when it has no events."""
+        """The stream's current version: 0 when it has no events.
+
+        :raises StreamDeleted: the stream was deleted (0 would say it may be created).
+        :raises StreamArchived: its events are archived.
+        """
         self._check_open()
         return await self._backend.stream_version(stream_id)
 
@@ -381,11 +398,15 @@ _inside_transaction: ContextVar[frozenset[object]] = ContextVar(
 
 POLL_START, POLL_MAX = 0.01, 0.25
 
-Tier = Literal["checkpoints", "snapshots", "transactions"]
+Tier = Literal["checkpoints", "snapshots", "transactions", "stream_lifecycle"]
 _TIERS = {
     "checkpoints": "get_checkpoint and set_checkpoint",
     "snapshots": "save_snapshot and load_snapshot",
     "transactions": "transaction, query and paramstyle",
+    "stream_lifecycle": (
+        "stream_state, delete_stream, truncate_stream, archive_stream, restore_stream and "
+        "read_archived"
+    ),
 }
 
 

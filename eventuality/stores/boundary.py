@@ -12,6 +12,8 @@
     Checkpoints     optional    get_checkpoint, set_checkpoint     (Subscription needs it)
     Snapshots       optional    save_snapshot, load_snapshot       (Repository(snapshot_every=))
     Transactions    optional    transaction, query, paramstyle     (Projection needs it)
+    StreamLifecycle optional    stream_state, delete_stream, truncate_stream, archive_stream,
+                                restore_stream, read_archived
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -36,6 +38,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .lifecycle import Marker, StreamState
 from .rows import AppendRequest, Snapshot, StoredEvent
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "EventLog",
     "NameLocks",
     "Snapshots",
+    "StreamLifecycle",
     "Transaction",
     "Transactions",
     "WaitsAppended",
@@ -216,8 +220,61 @@ class Transactions(Protocol):
         ...
 
 
+class StreamLifecycle(Protocol):
+    """Deleting, truncating, archiving and restoring streams (:mod:`.lifecycle`).
+
+    Each method is one atomic transaction that also holds off appends to the stream, and
+    applies the rules of :mod:`~eventuality.stores.lifecycle` to what it finds there. A backend
+    with this tier also raises :func:`~eventuality.stores.lifecycle.refuse_gone`'s errors for a
+    deleted or archived stream from ``append``, ``stream_version`` and ``read_stream`` (where
+    it finds no rows), looking the state up in the work those already do (same statement,
+    same thread call), never in a round trip of its own.
+    """
+
+    async def stream_state(self, stream_id: str) -> StreamState | None:
+        """Whether the stream was deleted or archived (and at which version); ``None`` if
+        neither."""
+        ...
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: int | None, marker: Marker
+    ) -> StoredEvent:
+        """Remove the stream's rows (live or archived) and snapshots, record it as deleted,
+        and append ``marker(version, aggregate_id)``'s row to
+        :data:`~eventuality.stores.lifecycle.LIFECYCLE_STREAM`; return that row as stored."""
+        ...
+
+    async def truncate_stream(self, stream_id: str, before: int, require_snapshot: bool) -> int:
+        """Remove the stream's rows below version ``before`` and its snapshots below version
+        ``before - 1``; return how many rows went."""
+        ...
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: int | None, marker: Marker
+    ) -> StoredEvent:
+        """Move the stream's rows, unchanged, from the live log to the archive, record it as
+        archived, and append the marker's row; return that row as stored."""
+        ...
+
+    async def restore_stream(self, stream_id: str, marker: Marker) -> StoredEvent:
+        """Move an archived stream's rows back, at their versions and positions, forget its
+        archived state, and append the marker's row; return that row as stored."""
+        ...
+
+    async def read_archived(self, stream_id: str) -> list[StoredEvent]:
+        """The archived rows of the stream in version order; ``[]`` when none."""
+        ...
+
+
 class CompleteBackend(
-    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, Protocol
+    EventLog,
+    WaitsAppended,
+    NameLocks,
+    Checkpoints,
+    Snapshots,
+    Transactions,
+    StreamLifecycle,
+    Protocol,
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
 
@@ -235,6 +292,8 @@ class Capabilities:
         (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
     :param durable: the data outlives the store object: another store opened on the same
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
+    :param stream_lifecycle: ``delete_stream``, ``truncate_stream``, ``archive_stream``,
+        ``restore_stream`` and ``read_archived`` (last, with a default: added in schema 2).
     """
 
     checkpoints: bool
@@ -244,6 +303,7 @@ class Capabilities:
     cross_process_locks: bool
     gap_free_positions: bool
     durable: bool
+    stream_lifecycle: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -253,6 +313,14 @@ _OPTIONAL_TIERS = {
     "checkpoints": ("get_checkpoint", "set_checkpoint"),
     "snapshots": ("save_snapshot", "load_snapshot"),
     "transactions": ("transaction", "query"),
+    "stream_lifecycle": (
+        "stream_state",
+        "delete_stream",
+        "truncate_stream",
+        "archive_stream",
+        "restore_stream",
+        "read_archived",
+    ),
 }
 
 
@@ -296,6 +364,7 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         checkpoints=has["checkpoints"],
         snapshots=has["snapshots"],
         transactions=has["transactions"],
+        stream_lifecycle=has["stream_lifecycle"],
         live_wait=has["live_wait"],
         cross_process_locks=cross_process,
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),

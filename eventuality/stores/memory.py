@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ..errors import CheckpointConflict, ConcurrencyError, StoreError, StoreUsageError
+from ..errors import (
+    CheckpointConflict,
+    ConcurrencyError,
+    StoreError,
+    StoreUsageError,
+)
+from ._memory_streams import MemoryLifecycle
 from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
     AppendRequest,
@@ -33,8 +39,15 @@ from .base import (
     match_retry,
     settle_versions,
 )
+from .lifecycle import (
+    StreamState,
+    refuse_gone,
+)
 
 __all__ = ["InMemoryEventStore"]
+
+_APPEND = "append to the stream"
+_VERSION = "read the stream's version"
 
 
 async def checkpoint() -> None:
@@ -47,15 +60,21 @@ async def checkpoint() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-class MemoryBackend:
-    """Rows in lists and dicts; positions from a counter."""
+class MemoryBackend(MemoryLifecycle):
+    """Rows in lists and dicts; positions from a counter. The stream lifecycle tier is in
+    ``_memory_streams``."""
 
     paramstyle = "qmark"
     gap_free_positions = True
 
     def __init__(self) -> None:
-        self._log: list[StoredEvent] = []
+        # The log by position - 1; a row that left it (deleted, truncated, archived) leaves a
+        # None behind, counted in _holes, so positions stay list indexes.
+        self._log: list[StoredEvent | None] = []
+        self._holes = 0
         self._streams: dict[str, list[StoredEvent]] = {}
+        self._states: dict[str, StreamState] = {}
+        self._archive: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[str, StoredEvent] = {}
         self._strings: dict[str, str] = {}
         self._checkpoints: dict[str, int] = {}
@@ -77,7 +96,13 @@ class MemoryBackend:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):
                 raise _Clash
             for request in requests:
-                current = len(self._streams.get(request.stream_id, ()))
+                rows = self._streams.get(request.stream_id)
+                if rows:
+                    current = rows[-1].version
+                else:
+                    current = 0
+                    if self._states:
+                        refuse_gone(request.stream_id, self._states.get(request.stream_id), _APPEND)
                 settled.append(settle_versions(request, current))
         except (ConcurrencyError, _Clash):
             stored = {
@@ -120,20 +145,25 @@ class MemoryBackend:
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[StoredEvent]:
         await checkpoint()
-        rows = self._streams.get(stream_id, [])
-        stop = None if to_version is None else max(to_version, 0)
-        return rows[max(from_version, 1) - 1 : stop]
+        rows = self._streams.get(stream_id)
+        if not rows:
+            if self._states:
+                refuse_gone(stream_id, self._states.get(stream_id), "read the stream")
+            return []
+        first = rows[0].version  # above 1 once the stream was truncated
+        stop = None if to_version is None else max(to_version - first + 1, 0)
+        return rows[max(from_version, first) - first : stop]
 
     async def read_log(
         self, after: int, limit: int, types: frozenset[str] | None
     ) -> list[StoredEvent]:
         await checkpoint()
         start = max(after, 0)
-        if types is None:
-            return self._log[start : start + limit]
+        if types is None and not self._holes:
+            return self._log[start : start + limit]  # type: ignore[return-value]
         page: list[StoredEvent] = []
         for row in itertools.islice(self._log, start, None):
-            if row.event_type in types:
+            if row is not None and (types is None or row.event_type in types):
                 page.append(row)
                 if len(page) == limit:
                     break
@@ -141,7 +171,12 @@ class MemoryBackend:
 
     async def stream_version(self, stream_id: str) -> int:
         await checkpoint()
-        return len(self._streams.get(stream_id, ()))
+        rows = self._streams.get(stream_id)
+        if rows:
+            return rows[-1].version
+        if self._states:
+            refuse_gone(stream_id, self._states.get(stream_id), _VERSION)
+        return 0
 
     async def last_position(self) -> int:
         await checkpoint()

@@ -69,6 +69,7 @@ from ._postgres_conn import (
     terminate,
 )
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
+from ._postgres_streams import PostgresLifecycle, parse_state
 from .base import (
     AppendRequest,
     BackendTransaction,
@@ -80,6 +81,7 @@ from .base import (
     redact_dsn,
     settle_versions,
 )
+from .lifecycle import refuse_gone
 
 __all__ = ["PostgresEventStore"]
 
@@ -174,8 +176,9 @@ class _PostgresTransaction:
             await self._connection.execute(f"RELEASE SAVEPOINT {name}")
 
 
-class PostgresBackend:
-    """Rows in PostgreSQL tables in one schema, through an asyncpg pool."""
+class PostgresBackend(PostgresLifecycle):
+    """Rows in PostgreSQL tables in one schema, through an asyncpg pool; the stream
+    lifecycle tier is in ``_postgres_streams``."""
 
     paramstyle = "dollar"
     asyncio_only = True
@@ -264,9 +267,12 @@ class PostgresBackend:
     async def _insert(
         self, connection: asyncpg.Connection, requests: Sequence[AppendRequest]
     ) -> list[StoredEvent]:
-        transaction_id, versions = await connection.fetchrow(
+        transaction_id, versions, gone = await connection.fetchrow(
             self.sql.prepare_append, [_encode(r.stream_id) for r in requests]
         )
+        for request, state in zip(requests, gone, strict=True):
+            if state is not None:  # deleted or archived
+                refuse_gone(request.stream_id, parse_state(state), "append to the stream")
         rows = [
             row
             for request, current in zip(requests, versions, strict=True)
@@ -317,6 +323,8 @@ class PostgresBackend:
                 from_version,
                 2**31 - 1 if to_version is None else to_version,
             )
+        if found and found[-1][10] is not None:  # deleted or archived: it has no rows
+            refuse_gone(stream_id, parse_state(found[-1][10]), "read the stream")
         return [_stored(r) for r in found]
 
     async def read_log(
@@ -331,7 +339,10 @@ class PostgresBackend:
 
     async def stream_version(self, stream_id: str) -> int:
         async with self.db.pooled("read a stream version") as connection:
-            return int(await connection.fetchval(self.sql.stream_version, _encode(stream_id)))
+            version, state = await connection.fetchrow(self.sql.stream_version, _encode(stream_id))
+        if state is not None:  # deleted or archived: version 0
+            refuse_gone(stream_id, parse_state(state), "read the stream's version")
+        return int(version)
 
     async def last_position(self) -> int:
         async with self.db.pooled("read the last position") as connection:

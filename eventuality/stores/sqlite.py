@@ -50,7 +50,9 @@ import anyio.lowlevel
 from ..errors import StoreClosedError, StoreError
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
+from . import _sqlite_streams as streams
 from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_streams import SQLiteLifecycle
 from ._sqlite_transaction import SQLiteTransaction
 from .base import (
     AppendRequest,
@@ -85,8 +87,9 @@ class _Waiter:
         self.promoted = False
 
 
-class SQLiteBackend:
-    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite."""
+class SQLiteBackend(SQLiteLifecycle):
+    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite; the stream
+    lifecycle tier is in ``_sqlite_streams``."""
 
     paramstyle = "qmark"
     asyncio_only = True
@@ -330,10 +333,10 @@ class SQLiteBackend:
         what = "read a stream"
         if self._inline is None:
             return await self._call(
-                self._reader(), what, ops.read_stream, stream_id, from_version, to_version
+                self._reader(), what, streams.read_live_stream, stream_id, from_version, to_version
             )
         rows = await self._read(
-            what, ops.read_stream, stream_id, from_version, to_version, _INLINE_ROWS
+            what, streams.read_live_stream, stream_id, from_version, to_version, _INLINE_ROWS
         )
         if len(rows) == _INLINE_ROWS:
             rest = rows[-1].version + 1
@@ -348,7 +351,7 @@ class SQLiteBackend:
         return await self._call(self._reader(), "read the log", ops.read_log, after, limit, types)
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._read("read a stream version", ops.stream_version, stream_id)
+        return await self._read("read a stream version", streams.live_stream_version, stream_id)
 
     async def last_position(self) -> int:
         return await self._read("read the last position", ops.last_position)

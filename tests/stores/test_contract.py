@@ -5,7 +5,12 @@ The tests live in :mod:`eventuality.testing.contract`, shipped for third-party b
 the event log and its optional tiers; ``test_contract_alike.py`` runs the rest.
 """
 
-from eventuality.testing.contract import checkpoint_store, contract_store, snapshot_store  # noqa: F401
+from eventuality.testing.contract import (  # noqa: F401
+    checkpoint_store,
+    contract_store,
+    lifecycle_store,
+    snapshot_store,
+)
 from eventuality.testing.contract.checkpoints import *  # noqa: F403
 from eventuality.testing.contract.lifecycle import *  # noqa: F403
 from eventuality.testing.contract.locks import *  # noqa: F403
@@ -15,3 +20,5 @@ from eventuality.testing.contract.log_live import *  # noqa: F403
 from eventuality.testing.contract.log_read import *  # noqa: F403
 from eventuality.testing.contract.log_verbatim import *  # noqa: F403
 from eventuality.testing.contract.snapshots import *  # noqa: F403
+from eventuality.testing.contract.streams import *  # noqa: F403
+from eventuality.testing.contract.streams_atomic import *  # noqa: F403

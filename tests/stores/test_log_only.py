@@ -1,7 +1,7 @@
 """The tiers stand alone: a backend with only the event log passes the log part of the shipped
 contract (the rest is skipped, saying why), and what it lacks fails clearly."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -90,6 +90,44 @@ async def test_snapshots_are_refused(log_only: EventStore) -> None:
 
     with pytest.raises(UnsupportedOperation, match="cannot load a snapshot"):
         await log_only.load_snapshot("Todo-1")
+
+
+@pytest.mark.parametrize(
+    ("operation", "call"),
+    [
+        ("delete a stream", lambda store: store.delete_stream("Todo-1")),
+        ("truncate a stream", lambda store: store.truncate_stream("Todo-1", 1)),
+        ("archive a stream", lambda store: store.archive_stream("Todo-1")),
+        ("restore a stream", lambda store: store.restore_stream("Todo-1")),
+        ("read archived events", lambda store: store.read_archived("Todo-1")),
+    ],
+)
+async def test_stream_lifecycle_calls_are_refused_and_nothing_changes(
+    log_only: EventStore, operation: str, call: Callable[[EventStore], Awaitable[object]]
+) -> None:
+    await Repository(Todo, log_only).add(id="1", description="first")
+
+    with pytest.raises(UnsupportedOperation) as caught:
+        await call(log_only)
+
+    assert caught.value.capability == "stream_lifecycle"
+    assert f"LogOnlyStore() cannot {operation}" in str(caught.value)
+    assert "delete_stream" in str(caught.value)
+    assert len(await log_only.read_stream("Todo-1")) == 1
+
+
+async def test_reads_of_unknown_streams_need_no_lifecycle_tier(log_only: EventStore) -> None:
+    assert await log_only.read_stream("Todo-none") == []
+    assert await log_only.stream_version("Todo-none") == 0
+
+
+def test_half_the_lifecycle_tier_is_refused_naming_what_is_missing() -> None:
+    class HalfLifecycle(LogOnlyBackend):
+        async def read_archived(self, stream_id: str) -> list[object]:
+            return []
+
+    with pytest.raises(TypeError, match="delete_stream"):
+        capabilities_of(HalfLifecycle())
 
 
 def test_a_projection_is_refused_when_built_saying_why() -> None:

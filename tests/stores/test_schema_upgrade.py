@@ -232,3 +232,38 @@ async def test_a_postgres_upgrade_that_fails_half_way_leaves_schema_1_as_it_was(
     assert probe is None
     async with PostgresEventStore(POSTGRES_DSN, schema=schema) as store:
         await assert_everything_kept(store, EXPECTED["postgres"])
+
+
+async def _lifecycle_on_upgraded(store: EventStore, expected: dict[str, Any]) -> None:
+    """Schema 2's lifecycle tables exist after the upgrade: archive, restore and delete work."""
+    streams = sorted({row[1] for row in expected["events"]})
+    kept = await store.read_stream(streams[0])
+
+    await store.archive_stream(streams[0])
+    assert await store.read_archived(streams[0]) == kept
+    await store.restore_stream(streams[0])
+    tombstone = await store.delete_stream(streams[-1])
+
+    assert await store.read_stream(streams[0]) == kept
+    assert tombstone.stream_id == streams[-1]
+
+
+async def test_an_upgraded_sqlite_file_can_delete_and_archive_streams(tmp_path: Path) -> None:
+    path = sqlite_copy(tmp_path)
+
+    async with SQLiteEventStore(path) as store:
+        await _lifecycle_on_upgraded(store, EXPECTED["sqlite"])
+
+    with closing(sqlite3.connect(path)) as raw:
+        tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+    assert {"eventuality_streams", "eventuality_archive"} <= tables
+
+
+@requires_postgres
+async def test_an_upgraded_postgres_schema_can_delete_and_archive_streams(tmp_path: Path) -> None:
+    from eventuality.stores.postgres import PostgresEventStore
+
+    schema = await postgres_copy(tmp_path)
+
+    async with PostgresEventStore(POSTGRES_DSN, schema=schema) as store:
+        await _lifecycle_on_upgraded(store, EXPECTED["postgres"])

@@ -19,7 +19,8 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks`` (the optional tiers).
+``snapshots``, ``transactions``, ``locks``, ``streams`` and ``streams_atomic`` (the optional
+tiers; the last two: deleting, truncating, archiving and restoring streams).
 """
 
 from . import (
@@ -33,11 +34,14 @@ from . import (
     log_read,
     log_verbatim,
     snapshots,
+    streams,
+    streams_atomic,
     transactions,
 )
 from ._support import StoreFactory as StoreFactory
 from ._support import checkpoint_store as checkpoint_store
 from ._support import contract_store as contract_store
+from ._support import lifecycle_store as lifecycle_store
 from ._support import requires as requires
 from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
@@ -51,9 +55,11 @@ from .log_live import *  # noqa: F403
 from .log_read import *  # noqa: F403
 from .log_verbatim import *  # noqa: F403
 from .snapshots import *  # noqa: F403
+from .streams import *  # noqa: F403
+from .streams_atomic import *  # noqa: F403
 from .transactions import *  # noqa: F403
 
-FIXTURES = ["checkpoint_store", "contract_store", "snapshot_store", "sql_store"]
+FIXTURES = ["checkpoint_store", "contract_store", "lifecycle_store", "snapshot_store", "sql_store"]
 """The fixtures the tests take; the user supplies ``contract_store_factory``."""
 
 MODULES = (
@@ -67,6 +73,8 @@ MODULES = (
     log_read,
     log_verbatim,
     snapshots,
+    streams,
+    streams_atomic,
     transactions,
 )
 """The suite's modules, one a tier or theme: star-import one to run only that part."""

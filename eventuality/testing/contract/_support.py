@@ -18,6 +18,7 @@ __all__ = [
     "StoreFactory",
     "checkpoint_store",
     "contract_store",
+    "lifecycle_store",
     "requires",
     "snapshot_store",
     "sql_store",
@@ -34,6 +35,7 @@ _WHY = {
     "cross_process_locks": "holds no subscription names across processes",
     "gap_free_positions": "does not promise gap-free positions",
     "durable": "keeps no data beyond the store object (a new store starts empty)",
+    "stream_lifecycle": "cannot delete, truncate or archive streams (delete_stream, ...)",
 }
 
 
@@ -71,6 +73,14 @@ async def checkpoint_store(contract_store_factory: StoreFactory) -> AsyncIterato
 async def snapshot_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
     """``contract_store``, for tests of snapshots: skipped on a store without them."""
     async for store in _opened(contract_store_factory, "snapshots"):
+        yield store
+
+
+@pytest.fixture
+async def lifecycle_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of deleting, truncating and archiving streams: skipped
+    on a store without the ``stream_lifecycle`` tier."""
+    async for store in _opened(contract_store_factory, "stream_lifecycle"):
         yield store
 
 
