@@ -29,6 +29,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticSerializationError
 
 from .errors import EventSchemaError, UnknownEventType
+from .personal import declare_personal_data
 
 __all__ = [
     "TRUSTED_ENVELOPE",
@@ -149,6 +150,8 @@ class Event(BaseModel):
     __event_version__: ClassVar[int] = 1
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
+    __personal_subject__: ClassVar[str | None] = None
+    __personal_fields__: ClassVar[dict[str, Any]] = {}
 
     event_id: uuid.UUID = Field(default_factory=new_id)
     aggregate_id: str | None = None
@@ -171,6 +174,7 @@ class Event(BaseModel):
             )
         cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
+        cls.__personal_fields__ = declare_personal_data(cls, cls.__payload_fields__)
         if any(_may_hold_bytes(cls.model_fields[n].annotation) for n in cls.__payload_fields__):
             _check_json_when_built(cls)
         _register(cls)

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
+from ._keys import KeyClaims
+from ._sqlite_keys import FORGOTTEN, TABLES, claim
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
 
 SCHEMA_VERSION = 2
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS eventuality_snapshots (
 
 UPGRADES: dict[int, list[str]] = {
     # Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
-    2: [],
+    2: [*TABLES],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
 runs them all after schema 1."""
@@ -174,6 +176,7 @@ class AppendJob:
     """One caller's append inside a group commit; the writer thread fills in the outcome."""
 
     requests: Sequence[AppendRequest]
+    claims: KeyClaims | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -195,6 +198,8 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
                 db.execute("SAVEPOINT job")
             try:
                 job.result, position = _insert(db, job.requests, position, versions)
+                if job.claims is not None:
+                    claim(db, job.claims)
             except Exception as exc:
                 if single:
                     db.execute("ROLLBACK")
@@ -377,13 +382,15 @@ def save_snapshot(db: sqlite3.Connection, snapshot: Snapshot) -> None:
     try:
         db.execute(
             "INSERT OR REPLACE INTO eventuality_snapshots "
-            "(stream_id, version, aggregate_type, schema_version, state) VALUES (?, ?, ?, ?, ?)",
+            "(stream_id, version, aggregate_type, schema_version, state) "
+            f"SELECT ?, ?, ?, ?, ? WHERE NOT {FORGOTTEN}",  # never a state of a forgotten subject
             (
                 snapshot.stream_id,
                 snapshot.version,
                 snapshot.aggregate_type,
                 snapshot.schema_version,
                 snapshot.state,
+                snapshot.stream_id,
             ),
         )
         db.execute("COMMIT")

@@ -12,6 +12,8 @@
     Checkpoints     optional    get_checkpoint, set_checkpoint     (Subscription needs it)
     Snapshots       optional    save_snapshot, load_snapshot       (Repository(snapshot_every=))
     Transactions    optional    transaction, query, paramstyle     (Projection needs it)
+    SubjectKeys     optional    keys_for_subjects, keys_by_id,     (events with PersonalData)
+                                append_with_keys, forget
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -34,9 +36,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .rows import AppendRequest, Snapshot, StoredEvent
+
+if TYPE_CHECKING:
+    from ._keys import KeyClaims, SubjectKey
 
 __all__ = [
     "Backend",
@@ -47,6 +52,7 @@ __all__ = [
     "EventLog",
     "NameLocks",
     "Snapshots",
+    "SubjectKeys",
     "Transaction",
     "Transactions",
     "WaitsAppended",
@@ -216,8 +222,40 @@ class Transactions(Protocol):
         ...
 
 
+class SubjectKeys(Protocol):
+    """Keys of personal-data subjects, in the store's own database (crypto-shredding).
+
+    Without it the front refuses events with :class:`~eventuality.PersonalData` fields. Keys
+    are written in the same transaction as the events they seal, and deleting one erases every
+    value sealed with it.
+    """
+
+    async def keys_for_subjects(self, subjects: Sequence[str]) -> dict[str, SubjectKey]:
+        """The current key of each of ``subjects`` that has one, by subject (one query)."""
+        ...
+
+    async def keys_by_id(self, key_ids: Sequence[str]) -> dict[str, SubjectKey]:
+        """The keys among ``key_ids`` that still exist, by key id (one query)."""
+        ...
+
+    async def append_with_keys(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims
+    ) -> list[StoredEvent]:
+        """``append``, plus in the same transaction: insert each key of ``claims.new`` unless
+        its subject has a key already, check each other key is still its subject's, and
+        record ``claims.links`` (subject, stream id). A claim that fails rolls everything
+        back and raises :class:`~eventuality.stores._keys.KeyConflict`."""
+        ...
+
+    async def forget(self, subject: str) -> bool:
+        """Delete ``subject``'s key and every snapshot of the streams it was appended to, in
+        one transaction; True if there was a key. From then on ``save_snapshot`` of such a
+        stream stores nothing (a state loaded before the forget must not come back)."""
+        ...
+
+
 class CompleteBackend(
-    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, Protocol
+    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, SubjectKeys, Protocol
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
 
@@ -235,6 +273,8 @@ class Capabilities:
         (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
     :param durable: the data outlives the store object: another store opened on the same
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
+    :param personal_data: keys of personal-data subjects and ``forget`` (events with
+        :class:`~eventuality.PersonalData` fields need it).
     """
 
     checkpoints: bool
@@ -244,6 +284,7 @@ class Capabilities:
     cross_process_locks: bool
     gap_free_positions: bool
     durable: bool
+    personal_data: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -253,6 +294,7 @@ _OPTIONAL_TIERS = {
     "checkpoints": ("get_checkpoint", "set_checkpoint"),
     "snapshots": ("save_snapshot", "load_snapshot"),
     "transactions": ("transaction", "query"),
+    "personal_data": ("keys_for_subjects", "keys_by_id", "append_with_keys", "forget"),
 }
 
 
@@ -300,4 +342,5 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         cross_process_locks=cross_process,
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
         durable=bool(getattr(backend, "durable", False)),
+        personal_data=has["personal_data"],
     )

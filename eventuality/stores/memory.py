@@ -22,6 +22,7 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import CheckpointConflict, ConcurrencyError, StoreError, StoreUsageError
+from ._memory_keys import MemorySubjectKeys
 from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
     AppendRequest,
@@ -47,13 +48,14 @@ async def checkpoint() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-class MemoryBackend:
+class MemoryBackend(MemorySubjectKeys):
     """Rows in lists and dicts; positions from a counter."""
 
     paramstyle = "qmark"
     gap_free_positions = True
 
     def __init__(self) -> None:
+        super().__init__()
         self._log: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[str, StoredEvent] = {}
@@ -70,8 +72,15 @@ class MemoryBackend:
     async def close(self) -> None:
         """Nothing to release: the data (read models included) lives as long as the object."""
 
+    async def _pause(self) -> None:
+        await checkpoint()
+
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         await checkpoint()
+        return self._append_now(requests)
+
+    def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        """The append itself, with no await: atomic on the event loop."""
         settled: list[list[StoredEvent]] = []
         try:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):
@@ -174,6 +183,8 @@ class MemoryBackend:
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         await checkpoint()
+        if self.holds_forgotten(snapshot.stream_id):
+            return  # a state loaded before its subject was forgotten: never store it again
         self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
 
     def _read_model(self) -> sqlite3.Connection:

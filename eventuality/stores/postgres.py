@@ -61,6 +61,7 @@ from ..errors import (
     SubscriptionLocked,
     TransientStoreError,
 )
+from ._keys import KeyClaims
 from ._postgres_conn import (
     WRITE_UNCERTAIN,
     Connections,
@@ -68,6 +69,7 @@ from ._postgres_conn import (
     savepoint_name,
     terminate,
 )
+from ._postgres_keys import PostgresSubjectKeys, claim
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from .base import (
     AppendRequest,
@@ -174,7 +176,7 @@ class _PostgresTransaction:
             await self._connection.execute(f"RELEASE SAVEPOINT {name}")
 
 
-class PostgresBackend:
+class PostgresBackend(PostgresSubjectKeys):
     """Rows in PostgreSQL tables in one schema, through an asyncpg pool."""
 
     paramstyle = "dollar"
@@ -187,6 +189,7 @@ class PostgresBackend:
         self.dsn = dsn
         self.schema = schema
         self.sql = Statements(schema)
+        self.keys_sql = self.sql.keys
         self.db = Connections(dsn, schema, min_size, max_size)
         self._listener: asyncpg.Connection | None = None
         self._listener_retry_at = 0.0
@@ -230,6 +233,17 @@ class PostgresBackend:
             await self.db.close()
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        return await self._append(requests, None)
+
+    def _pooled(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return self.db.pooled(what)
+
+    def _transaction(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return self.db.transaction(what)
+
+    async def _append(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims | None
+    ) -> list[StoredEvent]:
         total = sum(len(request.rows) for request in requests)
         if total > TRANSACTION_SLOTS:
             raise ValueError(
@@ -240,6 +254,8 @@ class PostgresBackend:
         for _ in range(5):
             try:
                 async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    if claims is not None:  # keys first: a failed claim inserts no event
+                        await claim(c, self.keys_sql, claims)
                     return await self._insert(c, requests)
             except ConcurrencyError:
                 replay = await self._replay(requests)

@@ -50,7 +50,9 @@ import anyio.lowlevel
 from ..errors import StoreClosedError, StoreError
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
+from ._keys import KeyClaims
 from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_keys import SQLiteSubjectKeys
 from ._sqlite_transaction import SQLiteTransaction
 from .base import (
     AppendRequest,
@@ -78,14 +80,14 @@ class _Waiter:
 
     __slots__ = ("done", "job", "promoted", "wake")
 
-    def __init__(self, requests: Sequence[AppendRequest]) -> None:
-        self.job = ops.AppendJob(requests)
+    def __init__(self, requests: Sequence[AppendRequest], claims: KeyClaims | None) -> None:
+        self.job = ops.AppendJob(requests, claims)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLiteSubjectKeys):
     """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite."""
 
     paramstyle = "qmark"
@@ -246,8 +248,10 @@ class SQLiteBackend:
             raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return next(self._next_reader)
 
-    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        waiter = _Waiter(requests)
+    async def append(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims | None = None
+    ) -> list[StoredEvent]:
+        waiter = _Waiter(requests, claims)
         self._queue.append(waiter)
         if self._leading:
             try:
