@@ -19,7 +19,7 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks`` (the optional tiers).
+``snapshots``, ``transactions``, ``locks``, ``personal`` (the optional tiers).
 """
 
 from . import (
@@ -32,12 +32,14 @@ from . import (
     log_live,
     log_read,
     log_verbatim,
+    personal,
     snapshots,
     transactions,
 )
 from ._support import StoreFactory as StoreFactory
 from ._support import checkpoint_store as checkpoint_store
 from ._support import contract_store as contract_store
+from ._support import personal_store as personal_store
 from ._support import requires as requires
 from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
@@ -50,10 +52,11 @@ from .log_duplicates import *  # noqa: F403
 from .log_live import *  # noqa: F403
 from .log_read import *  # noqa: F403
 from .log_verbatim import *  # noqa: F403
+from .personal import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .transactions import *  # noqa: F403
 
-FIXTURES = ["checkpoint_store", "contract_store", "snapshot_store", "sql_store"]
+FIXTURES = ["checkpoint_store", "contract_store", "personal_store", "snapshot_store", "sql_store"]
 """The fixtures the tests take; the user supplies ``contract_store_factory``."""
 
 MODULES = (
@@ -66,6 +69,7 @@ MODULES = (
     log_live,
     log_read,
     log_verbatim,
+    personal,
     snapshots,
     transactions,
 )

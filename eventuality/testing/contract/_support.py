@@ -18,6 +18,7 @@ __all__ = [
     "StoreFactory",
     "checkpoint_store",
     "contract_store",
+    "personal_store",
     "requires",
     "snapshot_store",
     "sql_store",
@@ -34,6 +35,8 @@ _WHY = {
     "cross_process_locks": "holds no subscription names across processes",
     "gap_free_positions": "does not promise gap-free positions",
     "durable": "keeps no data beyond the store object (a new store starts empty)",
+    "personal_data": "keeps no personal-data keys (keys_for_subjects, keys_by_id, "
+    "append_with_keys, forget)",
 }
 
 
@@ -71,6 +74,13 @@ async def checkpoint_store(contract_store_factory: StoreFactory) -> AsyncIterato
 async def snapshot_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
     """``contract_store``, for tests of snapshots: skipped on a store without them."""
     async for store in _opened(contract_store_factory, "snapshots"):
+        yield store
+
+
+@pytest.fixture
+async def personal_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of personal data: skipped on a store without keys."""
+    async for store in _opened(contract_store_factory, "personal_data"):
         yield store
 
 
