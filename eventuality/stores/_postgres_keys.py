@@ -10,11 +10,12 @@ seals again with the first's key (nothing of either is lost); if it rolls back, 
 key goes in. An append whose known key was deleted meanwhile finds no row to lock, rolls back
 and seals again under a new key: a forgotten key is never written back.
 
-**Forget.** Deleting the key waits for appends holding it ``FOR SHARE``; then, in a statement of
-its own (READ COMMITTED: a fresh snapshot, which sees the links those appends committed), it
-deletes the snapshots of every linked stream. A snapshot save locks the keys of its stream's
-subjects ``FOR SHARE`` and stores nothing when one is gone, so a state loaded before the
-forget cannot come back after it. Deleted rows stay in the table files until PostgreSQL
+**Forget.** Deleting the key waits for appends holding it ``FOR SHARE``; then, in statements of
+their own (READ COMMITTED: fresh snapshots, which see the links those appends committed), it
+marks the subject's links forgotten and deletes the snapshots of every linked stream. A
+snapshot save locks its stream's links ``FOR SHARE`` and stores nothing when one is marked, so
+a state loaded before the forget cannot come back after it, even once the subject has a new
+key. Deleted rows stay in the table files until PostgreSQL
 vacuums them (the key with them): run ``VACUUM`` on the keys table when that matters.
 """
 
@@ -56,16 +57,19 @@ class KeyStatements:
             f"""CREATE TABLE IF NOT EXISTS {links} (
                 subject BYTEA NOT NULL,
                 stream_id BYTEA NOT NULL,
+                forgotten BOOLEAN NOT NULL DEFAULT false,
                 PRIMARY KEY (subject, stream_id)
             )""",
             f"CREATE INDEX IF NOT EXISTS eventuality_subject_streams_by_stream "
             f"ON {links} (stream_id)",
         ]
+        # Every link of the stream is locked, not only forgotten ones: a forget updating one
+        # now is waited for, and its outcome read.
         self.forgotten = (
-            f"EXISTS (SELECT 1 FROM {links} ss WHERE ss.stream_id = $1 AND NOT EXISTS "
-            f"(SELECT 1 FROM {keys} k WHERE k.subject = ss.subject FOR SHARE))"
+            f"EXISTS (SELECT 1 FROM (SELECT forgotten FROM {links} WHERE stream_id = $1 "
+            "FOR SHARE) AS l WHERE l.forgotten)"
         )
-        """True when a subject of stream ``$1`` was forgotten (locking the keys it reads)."""
+        """True when stream ``$1`` holds data of a forgotten subject."""
         self.by_subjects = f"SELECT subject, key_id, key FROM {keys} WHERE subject = ANY($1)"
         self.by_ids = f"SELECT subject, key_id, key FROM {keys} WHERE key_id = ANY($1)"
         self.claim = f"""
@@ -90,6 +94,7 @@ class KeyStatements:
             )
             SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM known)"""
         self.delete_key = f"DELETE FROM {keys} WHERE subject = $1"
+        self.mark_forgotten = f"UPDATE {links} SET forgotten = true WHERE subject = $1"
         self.delete_snapshots = (
             f"DELETE FROM {s}.eventuality_snapshots WHERE stream_id IN "
             f"(SELECT stream_id FROM {links} WHERE subject = $1)"
@@ -156,5 +161,6 @@ class PostgresSubjectKeys:
     async def forget(self, subject: str) -> bool:
         async with self._transaction("forget a subject") as connection:
             status = await connection.execute(self.keys_sql.delete_key, _bytes(subject))
+            await connection.execute(self.keys_sql.mark_forgotten, _bytes(subject))
             await connection.execute(self.keys_sql.delete_snapshots, _bytes(subject))
         return bool(status != "DELETE 0")

@@ -34,6 +34,7 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS eventuality_subject_streams (
     subject TEXT NOT NULL,
     stream_id TEXT NOT NULL,
+    forgotten INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (subject, stream_id)
 )""",
     "CREATE INDEX IF NOT EXISTS eventuality_subject_streams_by_stream "
@@ -41,11 +42,9 @@ TABLES = [
 ]
 """Schema 2's personal-data tables (``UPGRADES[2]``)."""
 
-FORGOTTEN = (
-    "EXISTS (SELECT 1 FROM eventuality_subject_streams ss WHERE ss.stream_id = ? AND NOT EXISTS "
-    "(SELECT 1 FROM eventuality_subject_keys k WHERE k.subject = ss.subject))"
-)
-"""True when a subject of the stream (the parameter) has been forgotten."""
+FORGOTTEN = "EXISTS (SELECT 1 FROM eventuality_subject_streams WHERE stream_id = ? AND forgotten)"
+"""True when the stream (the parameter) holds data of a forgotten subject: a state loaded from
+it may predate the forget, so it never gets a snapshot again."""
 
 _CHUNK = 900
 
@@ -112,6 +111,9 @@ def forget(db: sqlite3.Connection, subject: str, truncate_wal: bool) -> bool:
             deleted = db.execute(
                 "DELETE FROM eventuality_subject_keys WHERE subject = ?", (subject,)
             ).rowcount
+            db.execute(
+                "UPDATE eventuality_subject_streams SET forgotten = 1 WHERE subject = ?", (subject,)
+            )
             db.execute(
                 "DELETE FROM eventuality_snapshots WHERE stream_id IN (SELECT stream_id FROM "
                 "eventuality_subject_streams WHERE subject = ?)",

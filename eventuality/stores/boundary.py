@@ -249,8 +249,9 @@ class SubjectKeys(Protocol):
 
     async def forget(self, subject: str) -> bool:
         """Delete ``subject``'s key and every snapshot of the streams it was appended to, in
-        one transaction; True if there was a key. From then on ``save_snapshot`` of such a
-        stream stores nothing (a state loaded before the forget must not come back)."""
+        one transaction; True if there was a key. From then on ``save_snapshot`` of those
+        streams stores nothing (a state loaded before the forget must not come back, even once
+        the subject has a new key)."""
         ...
 
 
