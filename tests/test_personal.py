@@ -369,6 +369,16 @@ async def test_without_cryptography_personal_data_asks_for_the_extra(
     assert await store.last_position() == 0
 
 
+async def test_reading_personal_data_without_cryptography_asks_for_the_extra(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await Repository(Customer, store).add(id="c1", name=NAME, email=EMAIL)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+
+    with pytest.raises(StoreUsageError, match=r'pip install "eventuality\[crypto\]"'):
+        await store.read_stream("Customer-c1")
+
+
 def test_the_core_imports_and_stores_events_without_cryptography(tmp_path: Path) -> None:
     import subprocess
 

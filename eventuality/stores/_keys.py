@@ -234,10 +234,11 @@ def _opened(row: StoredEvent, keys: Mapping[str, SubjectKey]) -> StoredEvent:
 
 
 def _decrypted(row: StoredEvent, name: str, key: SubjectKey, blob: bytes) -> Any:
+    cipher = _aesgcm(key.key)  # first: without cryptography, the error that names the extra
     from cryptography.exceptions import InvalidTag
 
     try:
-        plain = _aesgcm(key.key).decrypt(
+        plain = cipher.decrypt(
             blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _associated(key.subject, row.event_id, name)
         )
     except InvalidTag:

@@ -36,12 +36,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from ._keys import KeyClaims as KeyClaims
+from ._keys import KeyConflict as KeyConflict
+from ._keys import SubjectKey as SubjectKey
 from .rows import AppendRequest, Snapshot, StoredEvent
-
-if TYPE_CHECKING:
-    from ._keys import KeyClaims, SubjectKey
 
 __all__ = [
     "Backend",
@@ -50,8 +50,11 @@ __all__ = [
     "Checkpoints",
     "CompleteBackend",
     "EventLog",
+    "KeyClaims",
+    "KeyConflict",
     "NameLocks",
     "Snapshots",
+    "SubjectKey",
     "SubjectKeys",
     "Transaction",
     "Transactions",
@@ -244,7 +247,7 @@ class SubjectKeys(Protocol):
         """``append``, plus in the same transaction: insert each key of ``claims.new`` unless
         its subject has a key already, check each other key is still its subject's, and
         record ``claims.links`` (subject, stream id). A claim that fails rolls everything
-        back and raises :class:`~eventuality.stores._keys.KeyConflict`."""
+        back and raises :class:`KeyConflict`."""
         ...
 
     async def forget(self, subject: str) -> bool:
