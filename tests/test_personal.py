@@ -307,6 +307,31 @@ async def test_a_tampered_sealed_value_is_reported_not_read(tmp_path: Path) -> N
         assert (await store.read_stream("Customer-c1"))[0].name == NAME  # type: ignore[attr-defined]
 
 
+async def test_a_key_forgotten_during_an_append_is_never_written_back(store: EventStore) -> None:
+    customers = Repository(Customer, store)
+    customer = await customers.add(id="c1", name=NAME, email=EMAIL)
+    backend: Any = store.backend
+    fetch = backend.keys_for_subjects
+    calls: list[list[str]] = []
+
+    async def fetch_then_forget(subjects: Any) -> Any:
+        found = await fetch(subjects)
+        calls.append(list(found))
+        if len(calls) == 1:
+            await store.forget("c1")  # between the append's key read and its commit
+        return found
+
+    backend.keys_for_subjects = fetch_then_forget
+    customer.rename("New Name")
+    await customers.save(customer)
+
+    assert calls == [["c1"], []]  # sealed with the old key, refused, sealed with a new one
+    assert [getattr(e, "name", None) for e in await store.read_stream("Customer-c1")] == [
+        "[erased]",
+        "New Name",
+    ]
+
+
 # Costs and limits
 
 
