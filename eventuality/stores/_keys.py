@@ -49,6 +49,7 @@ __all__ = [
 PREFIX = "eventuality-pd:v1:"
 _MARKER = f'"{PREFIX}'
 _KEY_ID_LENGTH = 32
+_KEY_ID_END = len(PREFIX) + _KEY_ID_LENGTH
 _NONCE_BYTES = 12
 _MIN_BLOB = _NONCE_BYTES + 16  # nonce + tag: even an empty plaintext has both
 
@@ -169,13 +170,23 @@ def _sealed_data(row: StoredEvent, fields: Mapping[str, Any], key: SubjectKey) -
     return to_json(payload).decode()
 
 
+def _key_id(value: object) -> str | None:
+    """The key id a sealed value names (without decoding it); None for anything else."""
+    if (
+        type(value) is str
+        and value.startswith(PREFIX)
+        and value[_KEY_ID_END : _KEY_ID_END + 1] == ":"
+    ):
+        return value[len(PREFIX) : _KEY_ID_END]
+    return None
+
+
 def _parse(value: object) -> tuple[str, bytes] | None:
     """(key id, nonce + ciphertext) of a sealed value; None for anything else."""
-    if type(value) is not str or not value.startswith(PREFIX):
+    key_id = _key_id(value)
+    if key_id is None:
         return None
-    key_id, _, encoded = value[len(PREFIX) :].partition(":")
-    if len(key_id) != _KEY_ID_LENGTH:
-        return None
+    encoded = str(value)[_KEY_ID_END + 1 :]
     try:
         blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
@@ -191,9 +202,9 @@ def sealed_key_ids(rows: Iterable[StoredEvent]) -> set[str]:
             payload = from_json(row.data)
             if type(payload) is dict:
                 for value in payload.values():
-                    parsed = _parse(value)
-                    if parsed is not None:
-                        ids.add(parsed[0])
+                    key_id = _key_id(value)
+                    if key_id is not None:
+                        ids.add(key_id)
     return ids
 
 
@@ -205,14 +216,17 @@ def open_rows(rows: list[StoredEvent], keys: Mapping[str, SubjectKey]) -> list[S
         tampered with).
     """
     opened: list[StoredEvent] = []
+    ciphers: dict[str, AESGCM] = {}
     for row in rows:
         if _MARKER in row.data:
-            row = _opened(row, keys)
+            row = _opened(row, keys, ciphers)
         opened.append(row)
     return opened
 
 
-def _opened(row: StoredEvent, keys: Mapping[str, SubjectKey]) -> StoredEvent:
+def _opened(
+    row: StoredEvent, keys: Mapping[str, SubjectKey], ciphers: dict[str, AESGCM]
+) -> StoredEvent:
     payload = from_json(row.data)
     if type(payload) is not dict:
         return row
@@ -225,7 +239,10 @@ def _opened(row: StoredEvent, keys: Mapping[str, SubjectKey]) -> StoredEvent:
             continue
         key = keys.get(parsed[0])
         if key is not None:
-            payload[name] = _decrypted(row, name, key, parsed[1])
+            cipher = ciphers.get(key.key_id)
+            if cipher is None:
+                cipher = ciphers[key.key_id] = _aesgcm(key.key)
+            payload[name] = _decrypted(row, name, key, cipher, parsed[1])
             changed = True
         elif name in masks:  # forgotten: the key is gone for good
             payload[name] = masks[name]
@@ -233,9 +250,8 @@ def _opened(row: StoredEvent, keys: Mapping[str, SubjectKey]) -> StoredEvent:
     return row._replace(data=to_json(payload).decode()) if changed else row
 
 
-def _decrypted(row: StoredEvent, name: str, key: SubjectKey, blob: bytes) -> Any:
-    cipher = _aesgcm(key.key)  # first: without cryptography, the error that names the extra
-    from cryptography.exceptions import InvalidTag
+def _decrypted(row: StoredEvent, name: str, key: SubjectKey, cipher: AESGCM, blob: bytes) -> Any:
+    from cryptography.exceptions import InvalidTag  # cryptography is there: cipher was made
 
     try:
         plain = cipher.decrypt(
