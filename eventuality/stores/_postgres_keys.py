@@ -63,11 +63,12 @@ class KeyStatements:
             f"CREATE INDEX IF NOT EXISTS eventuality_subject_streams_by_stream "
             f"ON {links} (stream_id)",
         ]
-        # Every link of the stream is locked, not only forgotten ones: a forget updating one
-        # now is waited for, and its outcome read.
+        # Every link of the stream is locked, not only forgotten ones, so a forget updating one
+        # now is waited for and its outcome read: an aggregate over all of them (with EXISTS
+        # and a filter, the planner pushes the filter under the lock and locks only matches).
         self.forgotten = (
-            f"EXISTS (SELECT 1 FROM (SELECT forgotten FROM {links} WHERE stream_id = $1 "
-            "FOR SHARE) AS l WHERE l.forgotten)"
+            f"coalesce((SELECT bool_or(l.forgotten) FROM (SELECT forgotten FROM {links} "
+            "WHERE stream_id = $1 FOR SHARE) AS l), false)"
         )
         """True when stream ``$1`` holds data of a forgotten subject."""
         self.by_subjects = f"SELECT subject, key_id, key FROM {keys} WHERE subject = ANY($1)"
