@@ -85,3 +85,24 @@ async def test_a_snapshot_save_waiting_for_forget_stores_nothing(opened: Any) ->
         await forgetter.close()
 
     assert await store.load_snapshot("patient-p1") is None
+
+
+async def test_an_append_waiting_for_forget_seals_again_under_a_new_key(opened: Any) -> None:
+    store: EventStore
+    store, raw, _ = opened
+    backend: Any = store.backend
+    forgetter = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await forgetter.execute("BEGIN")
+        await forgetter.execute(backend.keys_sql.delete_key, b"p1")
+        async with anyio.create_task_group() as group:
+            later = PatientAdmitted(patient_id="p1", diagnosis="cold")
+            group.start_soon(store.append, "patient-p1", [later])
+            await _wait_until_blocked(raw, "WITH inserted AS")  # its claim on p1's old key
+            await forgetter.execute(backend.keys_sql.mark_forgotten, b"p1")
+            await forgetter.execute("COMMIT")
+    finally:
+        await forgetter.close()
+
+    events = await store.read_stream("patient-p1")
+    assert [e.diagnosis for e in events] == ["[erased]", "cold"]  # type: ignore[attr-defined]
