@@ -294,9 +294,10 @@ class EventStore:
 
     async def forget(self, subject: str | int | uuid.UUID) -> bool:
         """Erase ``subject``'s personal data: delete its key, and every snapshot of the streams
-        its events were appended to, in one transaction. From then on every read shows the
-        fields of :class:`~eventuality.PersonalData` as their masks; the events stay, so
-        versions and positions never move. True if the subject had a key.
+        its events were appended to, in one transaction (those streams get no snapshot again).
+        From then on every read shows the fields of :class:`~eventuality.PersonalData` as their
+        masks; the events stay, so versions and positions never move. Later events of the
+        subject get a new key. True if the subject had a key.
 
         :raises UnsupportedOperation: the backend keeps no personal-data keys.
         """
