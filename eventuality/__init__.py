@@ -50,6 +50,7 @@ from .messages import Event as Event
 from .messages import event_class as event_class
 from .messages import register_upcaster as register_upcaster
 from .messages import upcaster as upcaster
+from .personal import PersonalData as PersonalData
 from .repository import Repository as Repository
 from .stores import EventStore as EventStore
 from .stores import InMemoryEventStore as InMemoryEventStore
@@ -87,6 +88,7 @@ __all__ = [
     "Flow",
     "InMemoryEventStore",
     "InvalidStoreURL",
+    "PersonalData",
     "PostgresEventStore",
     "Projection",
     "Repository",

@@ -37,6 +37,7 @@ from ._event_types import names_of_type, register_class
 from ._event_types import register_upcaster as register_upcaster
 from ._event_types import upcast_payload as upcast_payload
 from ._event_types import upcaster as upcaster
+from .personal import declare_personal_data
 
 __all__ = [
     "TRUSTED_ENVELOPE",
@@ -158,6 +159,8 @@ class Event(BaseModel):
     """Upcasters by the version they read: checked as one chain when the class is defined."""
     __payload_fields__: ClassVar[frozenset[str]] = frozenset()
     __payload_include__: ClassVar[dict[str, bool]] = {}
+    __personal_subject__: ClassVar[str | None] = None
+    __personal_fields__: ClassVar[dict[str, Any]] = {}
 
     event_id: uuid.UUID = Field(default_factory=new_id)
     aggregate_id: str | None = None
@@ -180,6 +183,7 @@ class Event(BaseModel):
             )
         cls.__payload_fields__ = frozenset(cls.model_fields) - _EVENT_ENVELOPE
         cls.__payload_include__ = dict.fromkeys(cls.__payload_fields__, True)
+        cls.__personal_fields__ = declare_personal_data(cls, cls.__payload_fields__)
         if any(_may_hold_bytes(cls.model_fields[n].annotation) for n in cls.__payload_fields__):
             _check_json_when_built(cls)
         register_class(cls)

@@ -129,3 +129,21 @@ def test_readme_streams_example_deletes_truncates_and_archives_in_an_empty_folde
         "eventuality.Tombstone {'stream_id': 'Note-n1', 'last_version': 5}",
     ]
     assert (tmp_path / "notes.db").exists()
+
+
+def test_readme_erasure_example_masks_a_forgotten_customer_in_an_empty_folder(
+    tmp_path: Path,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- erasure-example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "README.md lost its erasure example"
+    (tmp_path / "erasure_example.py").write_text(block.group(1))
+
+    output = _run(["erasure_example.py"], tmp_path)
+
+    assert output.splitlines() == [
+        "ada@example.org 36 gold",
+        "[erased] 0 gold 1",
+        "['[erased]', 'bob@example.org']",
+    ]
+    assert b"ada@example.org" not in (tmp_path / "customers.db").read_bytes()

@@ -6,6 +6,8 @@ import hashlib
 import struct
 from collections.abc import Iterable
 
+from ._postgres_keys import KeyStatements
+
 SCHEMA_VERSION = 2
 
 # A position is transaction id * TRANSACTION_SLOTS + the event's place in its append.
@@ -64,6 +66,7 @@ class Statements:
         ]
         # What takes the schema from ``version - 1`` to ``version``; a new schema runs them all
         # after schema 1. Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
+        self.keys = KeyStatements(s)
         self.upgrades: dict[int, list[str]] = {
             2: [
                 # Streams whose rows left the live log: deleted (for good) or archived.
@@ -87,6 +90,7 @@ class Statements:
                     occurred_at TIMESTAMPTZ NOT NULL,
                     UNIQUE (stream_id, version)
                 )""",
+                *self.keys.tables,
             ],
         }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
@@ -160,9 +164,11 @@ class Statements:
             "WHERE name = $1 AND position = $3"
         )
         self.try_lock = f"SELECT pg_try_advisory_lock(hashtextextended('{s}:' || $1, 0))"
+        # Never a state of a forgotten subject (a load before the forget, saved after it).
         self.save_snapshot = (
             f"INSERT INTO {snapshots} (stream_id, version, aggregate_type, schema_version, state) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, version) DO UPDATE SET "
+            f"SELECT $1, $2, $3, $4, $5 WHERE NOT {self.keys.forgotten} "
+            "ON CONFLICT (stream_id, version) DO UPDATE SET "
             "aggregate_type = excluded.aggregate_type, "
             "schema_version = excluded.schema_version, state = excluded.state"
         )

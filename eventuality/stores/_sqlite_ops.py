@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
+from ._keys import KeyClaims
+from ._sqlite_keys import FORGOTTEN, TABLES, claim
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
 from .lifecycle import StreamState, refuse_gone
 
@@ -79,6 +81,7 @@ UPGRADES: dict[int, list[str]] = {
             occurred_at TEXT NOT NULL,
             UNIQUE (stream_id, version)
         )""",
+        *TABLES,
     ],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
@@ -198,6 +201,7 @@ class AppendJob:
     """One caller's append inside a group commit; the writer thread fills in the outcome."""
 
     requests: Sequence[AppendRequest]
+    claims: KeyClaims | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -219,6 +223,8 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
                 db.execute("SAVEPOINT job")
             try:
                 job.result, position = _insert(db, job.requests, position, versions)
+                if job.claims is not None:
+                    claim(db, job.claims)
             except Exception as exc:
                 if single:
                     db.execute("ROLLBACK")
@@ -411,13 +417,15 @@ def save_snapshot(db: sqlite3.Connection, snapshot: Snapshot) -> None:
     try:
         db.execute(
             "INSERT OR REPLACE INTO eventuality_snapshots "
-            "(stream_id, version, aggregate_type, schema_version, state) VALUES (?, ?, ?, ?, ?)",
+            "(stream_id, version, aggregate_type, schema_version, state) "
+            f"SELECT ?, ?, ?, ?, ? WHERE NOT {FORGOTTEN}",  # never a state of a forgotten subject
             (
                 snapshot.stream_id,
                 snapshot.version,
                 snapshot.aggregate_type,
                 snapshot.schema_version,
                 snapshot.state,
+                snapshot.stream_id,
             ),
         )
         db.execute("COMMIT")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -31,6 +32,7 @@ from ..errors import (
 from ..messages import Event, event_type_names, evolve
 from ._lifecycle_front import LifecycleCalls
 from ._named_sql import NamedTransaction, bind
+from ._sealing import append_sealed, opened
 from ._validation import (
     HIGHEST_POSITION,
     HIGHEST_VERSION,
@@ -48,6 +50,7 @@ from .boundary import (
     Checkpoints,
     NameLocks,
     Snapshots,
+    SubjectKeys,
     Transaction,
     Transactions,
     WaitsAppended,
@@ -196,7 +199,11 @@ class EventStore(LifecycleCalls):
                     if actual != request.expected_version:
                         raise ConcurrencyError(request.stream_id, request.expected_version, actual)
             return []
-        stored = await self._backend.append(requests)
+        if any(type(event).__personal_fields__ for event in events):
+            self.require("personal_data", "append events with personal data")
+            stored = await append_sealed(self._backend, requests, events)
+        else:
+            stored = await self._backend.append(requests)
         self._woken()
         if extra is None:
             return [
@@ -236,6 +243,7 @@ class EventStore(LifecycleCalls):
         if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
+        rows = await opened(self._backend, rows, self._capabilities.personal_data)
         return [from_row(row) for row in rows]
 
     def read_all(
@@ -252,7 +260,13 @@ class EventStore(LifecycleCalls):
         types = None if event_types is None else event_type_names(event_types)
         if types is not None and Event in (t for t in event_types or () if isinstance(t, type)):
             types = None
-        return _LogReader(self._backend, min(from_position, HIGHEST_POSITION), types, page_size)
+        return _LogReader(
+            self._backend,
+            min(from_position, HIGHEST_POSITION),
+            types,
+            page_size,
+            self._capabilities.personal_data,
+        )
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: 0 when it has no events.
@@ -294,6 +308,22 @@ class EventStore(LifecycleCalls):
         if self._holds_names:
             return cast(NameLocks, self._backend).hold_name(checked)
         return _hold_nothing()
+
+    async def forget(self, subject: str | int | uuid.UUID) -> bool:
+        """Erase ``subject``'s personal data: delete its key, and every snapshot of the streams
+        its events were appended to, in one transaction (those streams get no snapshot again).
+        From then on every read shows the fields of :class:`~eventuality.PersonalData` as their
+        masks; the events stay, so versions and positions never move. Later events of the
+        subject get a new key. True if the subject had a key.
+
+        :raises UnsupportedOperation: the backend keeps no personal-data keys.
+        """
+        self._check_open()
+        keeper: SubjectKeys = self._tier("personal_data", "forget a subject")
+        if not isinstance(subject, str | int | uuid.UUID) or isinstance(subject, bool):
+            raise TypeError(f"a subject is a str, int or UUID, not {type(subject).__name__}")
+        _refuse_inside_transaction(self._backend, "forget a subject")
+        return await keeper.forget(str(subject))
 
     async def get_checkpoint(self, name: str) -> int | None:
         """The position stored under ``name``, ``None`` if there is none.
@@ -398,7 +428,7 @@ _inside_transaction: ContextVar[frozenset[object]] = ContextVar(
 
 POLL_START, POLL_MAX = 0.01, 0.25
 
-Tier = Literal["checkpoints", "snapshots", "transactions", "stream_lifecycle"]
+Tier = Literal["checkpoints", "snapshots", "transactions", "stream_lifecycle", "personal_data"]
 _TIERS = {
     "checkpoints": "get_checkpoint and set_checkpoint",
     "snapshots": "save_snapshot and load_snapshot",
@@ -407,6 +437,7 @@ _TIERS = {
         "stream_state, delete_stream, truncate_stream, archive_stream, restore_stream and "
         "read_archived"
     ),
+    "personal_data": "keys_for_subjects, keys_by_id, append_with_keys and forget",
 }
 
 
@@ -484,9 +515,15 @@ class _LogReader:
     """Async iterator over the global log that holds one page at a time and no connection."""
 
     def __init__(
-        self, backend: Backend, after: int, types: frozenset[str] | None, page_size: int
+        self,
+        backend: Backend,
+        after: int,
+        types: frozenset[str] | None,
+        page_size: int,
+        keeps_keys: bool,
     ) -> None:
         self._backend = backend
+        self._keeps_keys = keeps_keys
         self._after = after
         self._types = types
         self._page_size = page_size
@@ -506,7 +543,7 @@ class _LogReader:
             if not rows:
                 raise StopAsyncIteration
             self._after = rows[-1].position
-            self._rows.extend(rows)
+            self._rows.extend(await opened(self._backend, rows, self._keeps_keys))
         return from_row(self._rows.popleft())
 
 

@@ -14,6 +14,8 @@
     Transactions    optional    transaction, query, paramstyle     (Projection needs it)
     StreamLifecycle optional    stream_state, delete_stream, truncate_stream, archive_stream,
                                 restore_stream, read_archived
+    SubjectKeys     optional    keys_for_subjects, keys_by_id,     (events with PersonalData)
+                                append_with_keys, forget
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -38,6 +40,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._keys import KeyClaims as KeyClaims
+from ._keys import KeyConflict as KeyConflict
+from ._keys import SubjectKey as SubjectKey
 from .lifecycle import Marker, StreamState
 from .rows import AppendRequest, Snapshot, StoredEvent
 
@@ -48,9 +53,13 @@ __all__ = [
     "Checkpoints",
     "CompleteBackend",
     "EventLog",
+    "KeyClaims",
+    "KeyConflict",
     "NameLocks",
     "Snapshots",
     "StreamLifecycle",
+    "SubjectKey",
+    "SubjectKeys",
     "Transaction",
     "Transactions",
     "WaitsAppended",
@@ -266,6 +275,39 @@ class StreamLifecycle(Protocol):
         ...
 
 
+class SubjectKeys(Protocol):
+    """Keys of personal-data subjects, in the store's own database (crypto-shredding).
+
+    Without it the front refuses events with :class:`~eventuality.PersonalData` fields. Keys
+    are written in the same transaction as the events they seal, and deleting one erases every
+    value sealed with it.
+    """
+
+    async def keys_for_subjects(self, subjects: Sequence[str]) -> dict[str, SubjectKey]:
+        """The current key of each of ``subjects`` that has one, by subject (one query)."""
+        ...
+
+    async def keys_by_id(self, key_ids: Sequence[str]) -> dict[str, SubjectKey]:
+        """The keys among ``key_ids`` that still exist, by key id (one query)."""
+        ...
+
+    async def append_with_keys(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims
+    ) -> list[StoredEvent]:
+        """``append``, plus in the same transaction: insert each key of ``claims.new`` unless
+        its subject has a key already, check each other key is still its subject's, and
+        record ``claims.links`` (subject, stream id). A claim that fails rolls everything
+        back and raises :class:`KeyConflict`."""
+        ...
+
+    async def forget(self, subject: str) -> bool:
+        """Delete ``subject``'s key and every snapshot of the streams it was appended to, in
+        one transaction; True if there was a key. From then on ``save_snapshot`` of those
+        streams stores nothing (a state loaded before the forget must not come back, even once
+        the subject has a new key)."""
+        ...
+
+
 class CompleteBackend(
     EventLog,
     WaitsAppended,
@@ -274,6 +316,7 @@ class CompleteBackend(
     Snapshots,
     Transactions,
     StreamLifecycle,
+    SubjectKeys,
     Protocol,
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
@@ -294,6 +337,8 @@ class Capabilities:
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
     :param stream_lifecycle: ``delete_stream``, ``truncate_stream``, ``archive_stream``,
         ``restore_stream`` and ``read_archived`` (last, with a default: added in schema 2).
+    :param personal_data: keys of personal-data subjects and ``forget`` (events with
+        :class:`~eventuality.PersonalData` fields need it).
     """
 
     checkpoints: bool
@@ -304,6 +349,7 @@ class Capabilities:
     gap_free_positions: bool
     durable: bool
     stream_lifecycle: bool = False
+    personal_data: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -321,6 +367,7 @@ _OPTIONAL_TIERS = {
         "restore_stream",
         "read_archived",
     ),
+    "personal_data": ("keys_for_subjects", "keys_by_id", "append_with_keys", "forget"),
 }
 
 
@@ -369,4 +416,5 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         cross_process_locks=cross_process,
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
         durable=bool(getattr(backend, "durable", False)),
+        personal_data=has["personal_data"],
     )

@@ -27,6 +27,7 @@ from ..errors import (
     StoreError,
     StoreUsageError,
 )
+from ._memory_keys import MemorySubjectKeys
 from ._memory_streams import MemoryLifecycle
 from ._sqlite_ops import WriteRefused, read_only_query
 from .base import (
@@ -60,14 +61,15 @@ async def checkpoint() -> None:
         await anyio.lowlevel.checkpoint()
 
 
-class MemoryBackend(MemoryLifecycle):
+class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
     """Rows in lists and dicts; positions from a counter. The stream lifecycle tier is in
-    ``_memory_streams``."""
+    ``_memory_streams``, the personal-data keys in ``_memory_keys``."""
 
     paramstyle = "qmark"
     gap_free_positions = True
 
     def __init__(self) -> None:
+        super().__init__()
         # The log by position - 1; a row that left it (deleted, truncated, archived) leaves a
         # None behind, counted in _holes, so positions stay list indexes.
         self._log: list[StoredEvent | None] = []
@@ -89,8 +91,15 @@ class MemoryBackend(MemoryLifecycle):
     async def close(self) -> None:
         """Nothing to release: the data (read models included) lives as long as the object."""
 
+    async def _pause(self) -> None:
+        await checkpoint()
+
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         await checkpoint()
+        return self._append_now(requests)
+
+    def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        """The append itself, with no await: atomic on the event loop."""
         settled: list[list[StoredEvent]] = []
         try:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):
@@ -209,6 +218,8 @@ class MemoryBackend(MemoryLifecycle):
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         await checkpoint()
+        if self.holds_forgotten(snapshot.stream_id):
+            return  # a state loaded before its subject was forgotten: never store it again
         self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
 
     def _read_model(self) -> sqlite3.Connection:

@@ -61,6 +61,7 @@ from ..errors import (
     SubscriptionLocked,
     TransientStoreError,
 )
+from ._keys import KeyClaims
 from ._postgres_conn import (
     WRITE_UNCERTAIN,
     Connections,
@@ -68,6 +69,7 @@ from ._postgres_conn import (
     savepoint_name,
     terminate,
 )
+from ._postgres_keys import PostgresSubjectKeys, claim
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from ._postgres_streams import PostgresLifecycle, parse_state
 from .base import (
@@ -176,9 +178,9 @@ class _PostgresTransaction:
             await self._connection.execute(f"RELEASE SAVEPOINT {name}")
 
 
-class PostgresBackend(PostgresLifecycle):
+class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
     """Rows in PostgreSQL tables in one schema, through an asyncpg pool; the stream
-    lifecycle tier is in ``_postgres_streams``."""
+    lifecycle tier is in ``_postgres_streams``, the personal-data keys in ``_postgres_keys``."""
 
     paramstyle = "dollar"
     asyncio_only = True
@@ -190,6 +192,7 @@ class PostgresBackend(PostgresLifecycle):
         self.dsn = dsn
         self.schema = schema
         self.sql = Statements(schema)
+        self.keys_sql = self.sql.keys
         self.db = Connections(dsn, schema, min_size, max_size)
         self._listener: asyncpg.Connection | None = None
         self._listener_retry_at = 0.0
@@ -233,6 +236,17 @@ class PostgresBackend(PostgresLifecycle):
             await self.db.close()
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+        return await self._append(requests, None)
+
+    def _pooled(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return self.db.pooled(what)
+
+    def _transaction(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return self.db.transaction(what)
+
+    async def _append(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims | None
+    ) -> list[StoredEvent]:
         total = sum(len(request.rows) for request in requests)
         if total > TRANSACTION_SLOTS:
             raise ValueError(
@@ -243,6 +257,8 @@ class PostgresBackend(PostgresLifecycle):
         for _ in range(5):
             try:
                 async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    if claims is not None:  # keys first: a failed claim inserts no event
+                        await claim(c, self.keys_sql, claims)
                     return await self._insert(c, requests)
             except ConcurrencyError:
                 replay = await self._replay(requests)

@@ -20,6 +20,7 @@ from pydantic_core import PydanticSerializationError, from_json, to_json
 from .._event_types import _unfinished, check_finished_chains
 from ..errors import ConcurrencyError, DuplicateEventError, EventSchemaError, UnknownEventType
 from ..messages import Event, JsonMetadata, _registry, event_class, json_safe, upcast_payload
+from ._keys import comparable_payload
 
 __all__ = [
     "AppendRequest",
@@ -138,7 +139,7 @@ def _same_event(row: StoredEvent, found: StoredEvent) -> bool:
         row.stream_id == found.stream_id
         and row.event_type == found.event_type
         and row.schema_version == found.schema_version
-        and from_json(row.data) == from_json(found.data)
+        and comparable_payload(row.data) == comparable_payload(found.data)
         and from_json(row.metadata) == from_json(found.metadata)
         and row.aggregate_id == found.aggregate_id
         and row.occurred_at == found.occurred_at

@@ -51,7 +51,9 @@ from ..errors import StoreClosedError, StoreError
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from . import _sqlite_streams as streams
+from ._keys import KeyClaims
 from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_keys import SQLiteSubjectKeys
 from ._sqlite_streams import SQLiteLifecycle
 from ._sqlite_transaction import SQLiteTransaction
 from .base import (
@@ -80,16 +82,16 @@ class _Waiter:
 
     __slots__ = ("done", "job", "promoted", "wake")
 
-    def __init__(self, requests: Sequence[AppendRequest]) -> None:
-        self.job = ops.AppendJob(requests)
+    def __init__(self, requests: Sequence[AppendRequest], claims: KeyClaims | None) -> None:
+        self.job = ops.AppendJob(requests, claims)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
 
 
-class SQLiteBackend(SQLiteLifecycle):
+class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
     """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite; the stream
-    lifecycle tier is in ``_sqlite_streams``."""
+    lifecycle tier is in ``_sqlite_streams``, the personal-data keys in ``_sqlite_keys``."""
 
     paramstyle = "qmark"
     asyncio_only = True
@@ -249,8 +251,10 @@ class SQLiteBackend(SQLiteLifecycle):
             raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return next(self._next_reader)
 
-    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        waiter = _Waiter(requests)
+    async def append(
+        self, requests: Sequence[AppendRequest], claims: KeyClaims | None = None
+    ) -> list[StoredEvent]:
+        waiter = _Waiter(requests, claims)
         self._queue.append(waiter)
         if self._leading:
             try:

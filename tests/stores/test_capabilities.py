@@ -18,6 +18,7 @@ _FULL = Capabilities(
     gap_free_positions=True,
     durable=False,
     stream_lifecycle=True,
+    personal_data=True,
 )
 EXPECTED = {
     "memory": _FULL,

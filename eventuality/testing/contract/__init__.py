@@ -19,8 +19,9 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks``, ``streams`` and ``streams_atomic`` (the optional
-tiers; the last two: deleting, truncating, archiving and restoring streams).
+``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic`` and ``personal``
+(the optional tiers; ``streams`` and ``streams_atomic``: deleting, truncating, archiving and
+restoring streams; ``personal``: personal data and ``forget``).
 """
 
 from . import (
@@ -33,6 +34,7 @@ from . import (
     log_live,
     log_read,
     log_verbatim,
+    personal,
     snapshots,
     streams,
     streams_atomic,
@@ -42,6 +44,7 @@ from ._support import StoreFactory as StoreFactory
 from ._support import checkpoint_store as checkpoint_store
 from ._support import contract_store as contract_store
 from ._support import lifecycle_store as lifecycle_store
+from ._support import personal_store as personal_store
 from ._support import requires as requires
 from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
@@ -54,12 +57,20 @@ from .log_duplicates import *  # noqa: F403
 from .log_live import *  # noqa: F403
 from .log_read import *  # noqa: F403
 from .log_verbatim import *  # noqa: F403
+from .personal import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .streams import *  # noqa: F403
 from .streams_atomic import *  # noqa: F403
 from .transactions import *  # noqa: F403
 
-FIXTURES = ["checkpoint_store", "contract_store", "lifecycle_store", "snapshot_store", "sql_store"]
+FIXTURES = [
+    "checkpoint_store",
+    "contract_store",
+    "lifecycle_store",
+    "personal_store",
+    "snapshot_store",
+    "sql_store",
+]
 """The fixtures the tests take; the user supplies ``contract_store_factory``."""
 
 MODULES = (
@@ -72,6 +83,7 @@ MODULES = (
     log_live,
     log_read,
     log_verbatim,
+    personal,
     snapshots,
     streams,
     streams_atomic,

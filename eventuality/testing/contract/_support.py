@@ -19,6 +19,7 @@ __all__ = [
     "checkpoint_store",
     "contract_store",
     "lifecycle_store",
+    "personal_store",
     "requires",
     "snapshot_store",
     "sql_store",
@@ -36,6 +37,8 @@ _WHY = {
     "gap_free_positions": "does not promise gap-free positions",
     "durable": "keeps no data beyond the store object (a new store starts empty)",
     "stream_lifecycle": "cannot delete, truncate or archive streams (delete_stream, ...)",
+    "personal_data": "keeps no personal-data keys (keys_for_subjects, keys_by_id, "
+    "append_with_keys, forget)",
 }
 
 
@@ -81,6 +84,13 @@ async def lifecycle_store(contract_store_factory: StoreFactory) -> AsyncIterator
     """``contract_store``, for tests of deleting, truncating and archiving streams: skipped
     on a store without the ``stream_lifecycle`` tier."""
     async for store in _opened(contract_store_factory, "stream_lifecycle"):
+        yield store
+
+
+@pytest.fixture
+async def personal_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of personal data: skipped on a store without keys."""
+    async for store in _opened(contract_store_factory, "personal_data"):
         yield store
 
 
