@@ -9,16 +9,33 @@ import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import asyncpg
 import pytest
 
-from eventuality import EventStore, Repository, SchemaVersionError, SQLiteEventStore
+from eventuality import (
+    Event,
+    EventStore,
+    PersonalData,
+    Repository,
+    SchemaVersionError,
+    SQLiteEventStore,
+)
 from eventuality.stores import _sqlite_ops
 from tests.conftest import POSTGRES_DSN, postgres_schema, requires_postgres
 from tests.domain import Todo
+
+
+class PatientAdmitted(Event):
+    """Personal data written to an upgraded store (schema 2's key tables)."""
+
+    __event_type__ = "tests.upgrade.PatientAdmitted"
+    __personal_subject__ = "patient_id"
+    patient_id: str
+    name: Annotated[str, PersonalData]
+
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "schema1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text())
@@ -267,3 +284,27 @@ async def test_an_upgraded_postgres_schema_can_delete_and_archive_streams(tmp_pa
 
     async with PostgresEventStore(POSTGRES_DSN, schema=schema) as store:
         await _lifecycle_on_upgraded(store, EXPECTED["postgres"])
+
+
+async def _forget_on_upgraded(store: EventStore) -> None:
+    await store.append("patient-1", [PatientAdmitted(patient_id="p1", name="Ada Lovelace")])
+    assert [e.name for e in await store.read_stream("patient-1")] == ["Ada Lovelace"]  # type: ignore[attr-defined]
+    assert await store.forget("p1")
+    assert [e.name for e in await store.read_stream("patient-1")] == ["[erased]"]  # type: ignore[attr-defined]
+
+
+async def test_an_upgraded_sqlite_file_keeps_personal_data_keys(tmp_path: Path) -> None:
+    path = sqlite_copy(tmp_path)
+    async with SQLiteEventStore(path) as store:
+        await _forget_on_upgraded(store)
+        await assert_everything_kept(store, EXPECTED["sqlite"])
+
+
+@requires_postgres
+async def test_an_upgraded_postgres_schema_keeps_personal_data_keys(tmp_path: Path) -> None:
+    from eventuality.stores.postgres import PostgresEventStore
+
+    schema = await postgres_copy(tmp_path)
+    async with PostgresEventStore(POSTGRES_DSN, schema=schema) as store:
+        await _forget_on_upgraded(store)
+        await assert_everything_kept(store, EXPECTED["postgres"])
