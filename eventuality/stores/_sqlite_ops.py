@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
+from . import _sqlite_commands as commands
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
+from .commands import CommandRecord
 
 SCHEMA_VERSION = 2
 
@@ -56,7 +58,20 @@ CREATE TABLE IF NOT EXISTS eventuality_snapshots (
 
 UPGRADES: dict[int, list[str]] = {
     # Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
-    2: [],
+    2: [
+        # Commands recorded under idempotency keys, with their commits (_sqlite_commands).
+        """CREATE TABLE IF NOT EXISTS eventuality_commands (
+            key TEXT PRIMARY KEY,
+            command_type TEXT NOT NULL,
+            command_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            first_position INTEGER NOT NULL,
+            last_position INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS eventuality_commands_by_time "
+        "ON eventuality_commands (recorded_at)",
+    ],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
 runs them all after schema 1."""
@@ -174,6 +189,7 @@ class AppendJob:
     """One caller's append inside a group commit; the writer thread fills in the outcome."""
 
     requests: Sequence[AppendRequest]
+    record: CommandRecord | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -194,7 +210,11 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
             if not single:
                 db.execute("SAVEPOINT job")
             try:
+                if job.record is not None:
+                    commands.claim_key(db, job.record.key)
                 job.result, position = _insert(db, job.requests, position, versions)
+                if job.record is not None:
+                    commands.save_record(db, job.record, job.result)
             except Exception as exc:
                 if single:
                     db.execute("ROLLBACK")
@@ -265,7 +285,8 @@ def _insert(
             )
         if settled:
             versions[request.stream_id] = settled[-1].version
-    db.executemany(_INSERT, params)
+    if params:
+        db.executemany(_INSERT, params)
     return stored, position
 
 

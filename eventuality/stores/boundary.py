@@ -12,6 +12,8 @@
     Checkpoints     optional    get_checkpoint, set_checkpoint     (Subscription needs it)
     Snapshots       optional    save_snapshot, load_snapshot       (Repository(snapshot_every=))
     Transactions    optional    transaction, query, paramstyle     (Projection needs it)
+    Commands        optional    append_command, get_command, prune_commands
+                                (idempotent Flow.dispatch; without it a dispatch records nothing)
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -34,8 +36,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from .commands import CommandRecord, RecordedCommand
 from .rows import AppendRequest, Snapshot, StoredEvent
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "BackendTransaction",
     "Capabilities",
     "Checkpoints",
+    "Commands",
     "CompleteBackend",
     "EventLog",
     "NameLocks",
@@ -216,8 +221,36 @@ class Transactions(Protocol):
         ...
 
 
+class Commands(Protocol):
+    """Dispatched commands remembered under idempotency keys, written with their events."""
+
+    async def append_command(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        """``append(requests)`` and store ``record`` (with the positions the rows were given:
+        :func:`~eventuality.stores.commands.with_positions`) in the same atomic step.
+        ``requests`` may hold no rows at all: the record alone is stored then.
+
+        :raises KeyTaken: ``record.key`` is recorded already (checked before the versions);
+            nothing is stored. Of concurrent commits with one key, exactly one stores.
+        """
+        ...
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        """The record stored under ``key`` with the rows of its positions; ``None`` if none."""
+        ...
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        """Delete up to ``limit`` records, oldest first, that were recorded before
+        ``recorded_before`` or are not among the ``keep`` latest (``None``: no such rule), in
+        one short transaction; return how many were deleted."""
+        ...
+
+
 class CompleteBackend(
-    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, Protocol
+    EventLog, WaitsAppended, NameLocks, Checkpoints, Snapshots, Transactions, Commands, Protocol
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
 
@@ -233,6 +266,8 @@ class Capabilities:
     :param cross_process_locks: ``hold_name`` holds a name against other processes.
     :param gap_free_positions: positions run 1, 2, 3... with no gaps, even after conflicts
         (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
+    :param commands: ``append_command``/``get_command``/``prune_commands``: idempotent
+        ``Flow.dispatch`` (without them a dispatch records no key).
     :param durable: the data outlives the store object: another store opened on the same
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
     """
@@ -244,6 +279,7 @@ class Capabilities:
     cross_process_locks: bool
     gap_free_positions: bool
     durable: bool
+    commands: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -253,6 +289,7 @@ _OPTIONAL_TIERS = {
     "checkpoints": ("get_checkpoint", "set_checkpoint"),
     "snapshots": ("save_snapshot", "load_snapshot"),
     "transactions": ("transaction", "query"),
+    "commands": ("append_command", "get_command", "prune_commands"),
 }
 
 
@@ -300,4 +337,5 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         cross_process_locks=cross_process,
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
         durable=bool(getattr(backend, "durable", False)),
+        commands=has["commands"],
     )

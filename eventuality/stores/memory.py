@@ -16,6 +16,7 @@ import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +34,7 @@ from .base import (
     match_retry,
     settle_versions,
 )
+from .commands import CommandRecord, KeyTaken, RecordedCommand, with_positions
 
 __all__ = ["InMemoryEventStore"]
 
@@ -60,6 +62,7 @@ class MemoryBackend:
         self._strings: dict[str, str] = {}
         self._checkpoints: dict[str, int] = {}
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._commands: dict[str, CommandRecord] = {}
         self._appended: anyio.Event | None = None
         self._db: sqlite3.Connection | None = None
         self._transaction_lock = anyio.Lock()
@@ -72,6 +75,45 @@ class MemoryBackend:
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         await checkpoint()
+        return self._append(requests)
+
+    async def append_command(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        await checkpoint()
+        if record.key in self._commands:
+            raise KeyTaken(record.key)
+        stored = self._append(requests)
+        self._commands[record.key] = with_positions(record, stored)
+        return stored
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        await checkpoint()
+        record = self._commands.get(key)
+        if record is None:
+            return None
+        if not record.last_position:
+            return RecordedCommand(record, [])
+        return RecordedCommand(record, self._log[record.first_position - 1 : record.last_position])
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        await checkpoint()
+        beyond = len(self._commands) - keep if keep is not None else 0
+        doomed: list[str] = []
+        for key, record in self._commands.items():  # oldest first: kept in recording order
+            if len(doomed) == limit:
+                break
+            if len(doomed) < beyond or (
+                recorded_before is not None and record.recorded_at < recorded_before
+            ):
+                doomed.append(key)
+        for key in doomed:
+            del self._commands[key]
+        return len(doomed)
+
+    def _append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         settled: list[list[StoredEvent]] = []
         try:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):

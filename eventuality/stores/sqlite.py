@@ -41,6 +41,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
@@ -48,6 +49,7 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import StoreClosedError, StoreError
+from . import _sqlite_commands as sqlite_commands
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from ._sqlite_errors import MAPPED, map_error
@@ -61,6 +63,7 @@ from .base import (
     inside_transaction,
     poll_appended,
 )
+from .commands import CommandRecord, RecordedCommand
 
 __all__ = ["SQLiteEventStore"]
 
@@ -78,8 +81,8 @@ class _Waiter:
 
     __slots__ = ("done", "job", "promoted", "wake")
 
-    def __init__(self, requests: Sequence[AppendRequest]) -> None:
-        self.job = ops.AppendJob(requests)
+    def __init__(self, requests: Sequence[AppendRequest], record: CommandRecord | None) -> None:
+        self.job = ops.AppendJob(requests, record)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
@@ -246,8 +249,10 @@ class SQLiteBackend:
             raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return next(self._next_reader)
 
-    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        waiter = _Waiter(requests)
+    async def append(
+        self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
+    ) -> list[StoredEvent]:
+        waiter = _Waiter(requests, record)
         self._queue.append(waiter)
         if self._leading:
             try:
@@ -323,6 +328,27 @@ class SQLiteBackend:
                 await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
                 return result
         return await self._call(self._reader(), what, function, *args)
+
+    async def append_command(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        """Into the next group commit, in the caller's savepoint (``_sqlite_commands``)."""
+        return await self.append(requests, record)
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        return await self._read("read a recorded command", sqlite_commands.get_command, key)
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        async with self._writer_lock:
+            return await self._write(
+                "prune recorded commands",
+                sqlite_commands.prune_commands,
+                recorded_before,
+                keep,
+                limit,
+            )
 
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None

@@ -17,6 +17,7 @@ _FULL = Capabilities(
     cross_process_locks=False,
     gap_free_positions=True,
     durable=False,
+    commands=True,
 )
 EXPECTED = {
     "memory": _FULL,

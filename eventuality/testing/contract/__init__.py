@@ -19,12 +19,13 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks`` (the optional tiers).
+``snapshots``, ``transactions``, ``locks``, ``commands`` (the optional tiers).
 """
 
 from . import (
     alike,
     checkpoints,
+    commands,
     lifecycle,
     locks,
     log_append,
@@ -37,12 +38,14 @@ from . import (
 )
 from ._support import StoreFactory as StoreFactory
 from ._support import checkpoint_store as checkpoint_store
+from ._support import command_store as command_store
 from ._support import contract_store as contract_store
 from ._support import requires as requires
 from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
 from .alike import *  # noqa: F403
 from .checkpoints import *  # noqa: F403
+from .commands import *  # noqa: F403
 from .lifecycle import *  # noqa: F403
 from .locks import *  # noqa: F403
 from .log_append import *  # noqa: F403
@@ -53,12 +56,13 @@ from .log_verbatim import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .transactions import *  # noqa: F403
 
-FIXTURES = ["checkpoint_store", "contract_store", "snapshot_store", "sql_store"]
+FIXTURES = ["checkpoint_store", "command_store", "contract_store", "snapshot_store", "sql_store"]
 """The fixtures the tests take; the user supplies ``contract_store_factory``."""
 
 MODULES = (
     alike,
     checkpoints,
+    commands,
     lifecycle,
     locks,
     log_append,

@@ -17,6 +17,7 @@ from ...stores.base import EventStore, Snapshot
 __all__ = [
     "StoreFactory",
     "checkpoint_store",
+    "command_store",
     "contract_store",
     "requires",
     "snapshot_store",
@@ -34,6 +35,7 @@ _WHY = {
     "cross_process_locks": "holds no subscription names across processes",
     "gap_free_positions": "does not promise gap-free positions",
     "durable": "keeps no data beyond the store object (a new store starts empty)",
+    "commands": "records no commands (append_command, get_command, prune_commands)",
 }
 
 
@@ -64,6 +66,13 @@ async def contract_store(contract_store_factory: StoreFactory) -> AsyncIterator[
 async def checkpoint_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
     """``contract_store``, for tests of checkpoints: skipped on a store without them."""
     async for store in _opened(contract_store_factory, "checkpoints"):
+        yield store
+
+
+@pytest.fixture
+async def command_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of recorded commands: skipped on a store without them."""
+    async for store in _opened(contract_store_factory, "commands"):
         yield store
 
 
