@@ -67,12 +67,48 @@ class KeepCommands:
         )
 
 
+_ENVELOPE = {"command_id", "metadata"}
+
+
+def _digest(type_name: str, command: Command) -> str:
+    """What identifies a command apart from its envelope: its class name and payload, as
+    JSON. The payload's own serialisation is the quick way; one holding objects (dicts, nested
+    models) is serialised again with sorted keys, so a dict built in another order matches."""
+    try:
+        text = type(command).__pydantic_serializer__.to_json(command, exclude=_ENVELOPE)
+    except ValueError:  # a str no UTF-8 can hold (a lone surrogate): JSON escapes it below
+        text = b"{{"
+    if text.count(b"{") > 1:
+        payload = command.model_dump(mode="json", exclude=_ENVELOPE)
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(type_name.encode() + b"\x00" + text).hexdigest()[:32]
+
+
 class _NoStore:
     """In-flight table key of flows that learn their store from the handler's repositories."""
 
 
+class _Turn:
+    """One key's dispatch in flight in this process; later ones wait for it to end (the event
+    is made only when one does)."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        if self.ended is None:
+            self.ended = anyio.Event()
+        await self.ended.wait()
+
+    def end(self) -> None:
+        if self.ended is not None:
+            self.ended.set()
+
+
 _NO_STORE: Any = _NoStore()
-_in_flight: weakref.WeakKeyDictionary[Any, dict[str, anyio.Event]] = weakref.WeakKeyDictionary()
+_in_flight: weakref.WeakKeyDictionary[Any, dict[str, _Turn]] = weakref.WeakKeyDictionary()
 _holding: ContextVar[frozenset[str]] = ContextVar("eventuality_keys", default=frozenset())
 
 
@@ -89,6 +125,7 @@ class Idempotency:
         "_table",
         "_token",
         "command",
+        "command_id",
         "digest",
         "key",
         "store",
@@ -96,16 +133,15 @@ class Idempotency:
     )
 
     def __init__(self, store: EventStore | None, command: Command, key: str | None) -> None:
+        self.command_id = str(command.command_id)
         self._explicit = key is not None
-        self.key = checked_key(key) if key is not None else str(command.command_id)
+        self.key = checked_key(key) if key is not None else self.command_id
         self.command = command
         self.store = store
         self.type_name = type(command).__qualname__
-        payload = command.model_dump(mode="json", exclude={"command_id", "metadata"})
-        text = json.dumps([self.type_name, payload], sort_keys=True, separators=(",", ":"))
-        self.digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        self._done: anyio.Event | None = None
-        self._table: dict[str, anyio.Event] = {}
+        self.digest = _digest(self.type_name, command)
+        self._done: _Turn | None = None
+        self._table: dict[str, _Turn] = {}
         self._token: Any = None
         if store is not None:
             self.usable(store)
@@ -127,8 +163,9 @@ class Idempotency:
         self.store = store
         if not self.usable(store):
             return None
-        command_id = str(self.command.command_id)
-        return CommandRecord(self.key, self.type_name, command_id, self.digest, datetime.now(UTC))
+        return CommandRecord(
+            self.key, self.type_name, self.command_id, self.digest, datetime.now(UTC)
+        )
 
     async def enter(self) -> list[Event] | None:
         """Wait while this process dispatches the key already, then return the recorded
@@ -139,7 +176,7 @@ class Idempotency:
             )
             while (busy := table.get(self.key)) is not None:
                 await busy.wait()
-            table[self.key] = self._done = anyio.Event()
+            table[self.key] = self._done = _Turn()
             self._token = _holding.set(_holding.get() | {self.key})
         return await self.recorded()
 
@@ -151,7 +188,7 @@ class Idempotency:
         _holding.reset(self._token)
         if self._table.get(self.key) is done:
             del self._table[self.key]
-        done.set()
+        done.end()
 
     async def recorded(self) -> list[Event] | None:
         """The events the key's first dispatch committed, or None if the key is not recorded.
@@ -171,6 +208,6 @@ class Idempotency:
                 record.command_type,
                 record.command_id,
                 self.type_name,
-                str(self.command.command_id),
+                self.command_id,
             )
         return events

@@ -17,7 +17,6 @@ from typing import Any
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
 from . import _sqlite_commands as commands
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
-from .commands import CommandRecord
 
 SCHEMA_VERSION = 2
 
@@ -60,17 +59,17 @@ UPGRADES: dict[int, list[str]] = {
     # Schema 1 (0.1.0) to 2: only new tables, so the event rows never move.
     2: [
         # Commands recorded under idempotency keys, with their commits (_sqlite_commands).
+        # Rowid order is recording order, which pruning follows: no index on the time, so a
+        # commit writes one row and one key index entry (command_id is NULL when it is the key).
         """CREATE TABLE IF NOT EXISTS eventuality_commands (
             key TEXT PRIMARY KEY,
             command_type TEXT NOT NULL,
-            command_id TEXT NOT NULL,
+            command_id TEXT,
             digest TEXT NOT NULL,
             first_position INTEGER NOT NULL,
             last_position INTEGER NOT NULL,
             recorded_at TEXT NOT NULL
         )""",
-        "CREATE INDEX IF NOT EXISTS eventuality_commands_by_time "
-        "ON eventuality_commands (recorded_at)",
     ],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
@@ -189,7 +188,7 @@ class AppendJob:
     """One caller's append inside a group commit; the writer thread fills in the outcome."""
 
     requests: Sequence[AppendRequest]
-    record: CommandRecord | None = None
+    record: commands.RecordParams | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -210,11 +209,9 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
             if not single:
                 db.execute("SAVEPOINT job")
             try:
-                if job.record is not None:
-                    commands.claim_key(db, job.record.key)
+                if job.record is not None:  # first: a taken key refuses before any insert
+                    commands.claim_key(db, job.record, job.requests, position)
                 job.result, position = _insert(db, job.requests, position, versions)
-                if job.record is not None:
-                    commands.save_record(db, job.record, job.result)
             except Exception as exc:
                 if single:
                     db.execute("ROLLBACK")

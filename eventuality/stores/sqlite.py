@@ -82,7 +82,8 @@ class _Waiter:
     __slots__ = ("done", "job", "promoted", "wake")
 
     def __init__(self, requests: Sequence[AppendRequest], record: CommandRecord | None) -> None:
-        self.job = ops.AppendJob(requests, record)
+        params = None if record is None else sqlite_commands.record_params(record)
+        self.job = ops.AppendJob(requests, params)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
@@ -314,8 +315,12 @@ class SQLiteBackend:
         self._appended.set()
         self._appended = anyio.Event()
 
-    async def _read(self, what: str, function: Callable[..., T], *args: Any) -> T:
-        """A small read: inline on the loop's own connection when it can, else on a reader."""
+    async def _read(
+        self, what: str, function: Callable[..., T], *args: Any, pause: bool = True
+    ) -> T:
+        """A small read: inline on the loop's own connection when it can, else on a reader.
+        ``pause=False`` skips the checkpoint after an inline read, for a caller that reaches
+        one right after anyway."""
         inline = self._inline
         if inline is not None:
             try:
@@ -325,7 +330,8 @@ class SQLiteBackend:
             except MAPPED as exc:
                 raise self._map(exc, what) from exc
             else:
-                await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
+                if pause:
+                    await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
                 return result
         return await self._call(self._reader(), what, function, *args)
 
@@ -336,7 +342,11 @@ class SQLiteBackend:
         return await self.append(requests, record)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
-        return await self._read("read a recorded command", sqlite_commands.get_command, key)
+        """Inline, without a checkpoint of its own: ``Flow.dispatch`` asks before every
+        command, and its handler's loads or its commit come right after."""
+        return await self._read(
+            "read a recorded command", sqlite_commands.get_command, key, pause=False
+        )
 
     async def prune_commands(
         self, recorded_before: datetime | None, keep: int | None, limit: int
