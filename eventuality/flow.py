@@ -158,7 +158,7 @@ class Flow:
         envelope = _envelope(command, metadata)
         attempt = 0
         commit_store = self._commit_store()
-        guard = self._idempotency(commit_store, command, idempotency_key)
+        guard = self._idempotency(commit_store, command, idempotency_key, envelope)
         locks = _RetryLocks()
         repeat: list[Event] | None = None
         try:
@@ -222,7 +222,7 @@ class Flow:
         return committed
 
     def _idempotency(
-        self, store: EventStore | None, command: Command, key: str | None
+        self, store: EventStore | None, command: Command, key: str | None, envelope: dict[str, Any]
     ) -> Idempotency | None:
         if self.idempotency is None:
             if key is not None:
@@ -232,7 +232,9 @@ class Flow:
                     "idempotency=KeepCommands(...) to use keys."
                 )
             return None
-        return Idempotency(store, command, key)
+        if key is None and store is not None and not store.capabilities.commands:
+            return None  # a store that records no commands: dispatch as before
+        return Idempotency(store, command, key, envelope["causation_id"])
 
 
 class _RetryLocks:

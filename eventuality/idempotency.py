@@ -132,8 +132,14 @@ class Idempotency:
         "type_name",
     )
 
-    def __init__(self, store: EventStore | None, command: Command, key: str | None) -> None:
-        self.command_id = str(command.command_id)
+    def __init__(
+        self,
+        store: EventStore | None,
+        command: Command,
+        key: str | None,
+        command_id: str | None = None,
+    ) -> None:
+        self.command_id = str(command.command_id) if command_id is None else command_id
         self._explicit = key is not None
         self.key = checked_key(key) if key is not None else self.command_id
         self.command = command

@@ -23,11 +23,13 @@ _INSERT = (
     f"INSERT INTO eventuality_commands ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (key) DO NOTHING"
 )
-_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: text order is time order
 
 
 def _text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_TIME)
+    """ISO 8601 in UTC to the microsecond: fixed width, so text order is time order."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 RecordParams = tuple[str, str, str | None, str, str]
