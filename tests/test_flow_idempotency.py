@@ -1,7 +1,6 @@
 """Idempotent commands: Flow.dispatch records each command's key with its events, and a repeat
 runs nothing, stores nothing, publishes nothing and returns the first dispatch's events."""
 
-import json
 import re
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from eventuality import (
     UnsupportedOperation,
 )
 from eventuality.flow import Flow
-from tests.conftest import POSTGRES_DSN, make_store, postgres_schema, requires_postgres
 from tests.domain import CreateTodo, MarkAsCompleted, RenameTodo, Todo
 from tests.stores.log_only import LogOnlyStore
 
@@ -252,25 +250,7 @@ async def test_a_bad_key_is_refused_before_anything_runs(
     assert await _log(bench.store) == []
 
 
-# --- after a restart, in other processes ---------------------------------------------------
-
-
-async def test_a_repeat_after_a_restart_runs_nothing(store_kind: str, tmp_path: Path) -> None:
-    if store_kind in ("memory", "sqlite-memory"):
-        pytest.skip("the store keeps nothing beyond its object")
-    command = CreateTodo(id="t1", description="once")
-    async with make_store(store_kind, tmp_path) as first_store:
-        first = await _bench(first_store).flow.dispatch(command, idempotency_key="k")
-
-    async with make_store(store_kind, tmp_path) as second_store:
-        bench = _bench(second_store)
-        again = await bench.flow.dispatch(
-            CreateTodo(id="t1", description="once"), idempotency_key="k"
-        )
-
-        assert again == first
-        assert bench.runs == []
-        assert await second_store.read_stream("Todo-t1") == first
+# --- concurrent duplicates --------------------------------------------------------------
 
 
 async def test_concurrent_duplicates_in_one_process_commit_once(bench: Bench) -> None:
@@ -309,65 +289,6 @@ async def test_concurrent_duplicates_from_two_flows_commit_once(store: EventStor
     assert [e.aggregate_version for e in returned[0]] == [2]
     assert await Repository(Todo, store).load("t1") is not None
     assert await store.stream_version("Todo-t1") == 2
-
-
-def _children_dispatch(url: str, go: Path, processes: int = 4, tasks: int = 5) -> list[Any]:
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests._idempotency_child",
-                "dispatch",
-                url,
-                "k",
-                str(tasks),
-                str(go),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready", child.stderr and child.stderr.read()
-        go.touch()
-        summaries = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            summaries.append(json.loads(out.strip().splitlines()[-1]))
-        return summaries
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-
-
-@pytest.mark.parametrize("kind", ["sqlite-file", pytest.param("postgres", marks=requires_postgres)])
-async def test_duplicates_from_four_processes_commit_once(kind: str, tmp_path: Path) -> None:
-    if kind == "postgres":
-        url = f"{POSTGRES_DSN}?schema={postgres_schema(tmp_path)}"
-    else:
-        url = f"sqlite:///{tmp_path / 'events.db'}"
-    async with make_store(kind, tmp_path):  # the schema exists before the children race
-        pass
-
-    summaries = await anyio.to_thread.run_sync(_children_dispatch, url, tmp_path / "go")
-
-    returned = [events for summary in summaries for events in summary["returned"]]
-    assert len(returned) == 20
-    assert all(events == returned[0] for events in returned)
-    assert len(returned[0]) == 1
-    async with make_store(kind, tmp_path) as store:
-        stream = await store.read_stream("Todo-t1")
-        assert [str(e.event_id) for e in stream] == returned[0]
-        assert await store.recorded_command("k") is not None
 
 
 # --- wait_for, stores without the tier, no idempotency -------------------------------------

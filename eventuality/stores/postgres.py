@@ -244,6 +244,8 @@ class PostgresBackend:
         for _ in range(5):
             try:
                 async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    if record is None:  # the plain call, as wrappers of _insert expect it
+                        return await self._insert(c, requests)
                     return await self._insert(c, requests, record)
             except ConcurrencyError:
                 replay = await self._replay(requests)
