@@ -28,7 +28,8 @@ import anyio
 from .errors import IdempotencyKeyReused
 from .messages import Command, Event
 from .stores.base import EventStore
-from .stores.commands import CommandRecord, checked_key
+from .stores.commands import CommandRecord, RecordedCommand, checked_key
+from .stores.rows import from_row
 
 __all__ = ["Idempotency", "KeepCommands"]
 
@@ -204,10 +205,12 @@ class Idempotency:
         store = self.store
         if store is None or not store.capabilities.commands:
             return None
-        found = await store.recorded_command(self.key)
+        # The backend directly (the key was checked when this was made): this runs before
+        # every dispatch, so it skips the front's second round of checks.
+        found: RecordedCommand | None = await store.backend.get_command(self.key)  # type: ignore[attr-defined]
         if found is None:
             return None
-        record, events = found
+        record = found.record
         if record.digest != self.digest:
             raise IdempotencyKeyReused(
                 self.key,
@@ -216,4 +219,4 @@ class Idempotency:
                 self.type_name,
                 self.command_id,
             )
-        return events
+        return [from_row(row) for row in found.rows]

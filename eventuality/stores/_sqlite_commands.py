@@ -19,6 +19,7 @@ from .commands import CommandRecord, KeyTaken, RecordedCommand
 from .rows import AppendRequest
 
 _COLUMNS = "key, command_type, command_id, digest, first_position, last_position, recorded_at"
+_SELECT = f"SELECT {_COLUMNS} FROM eventuality_commands WHERE key = ?"
 _INSERT = (
     f"INSERT INTO eventuality_commands ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (key) DO NOTHING"
@@ -56,9 +57,7 @@ def claim_key(
 
 
 def get_command(db: sqlite3.Connection, key: str) -> RecordedCommand | None:
-    found = db.execute(
-        f"SELECT {_COLUMNS} FROM eventuality_commands WHERE key = ?", (key,)
-    ).fetchone()
+    found = db.execute(_SELECT, (key,)).fetchone()
     if found is None:
         return None
     record = CommandRecord(

@@ -234,6 +234,9 @@ class PostgresBackend:
     async def append(
         self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
     ) -> list[StoredEvent]:
+        """``record`` (``append_command``) goes into the events' own INSERT statement, only if
+        its key is new: ``ON CONFLICT DO NOTHING`` waits for a concurrent commit of the key,
+        then inserts nothing, and the transaction is rolled back with KeyTaken."""
         total = sum(len(request.rows) for request in requests)
         if total > TRANSACTION_SLOTS:
             raise ValueError(
@@ -267,12 +270,7 @@ class PostgresBackend:
             "stream locks (an older eventuality on the same schema?); retry it"
         )
 
-    async def append_command(
-        self, requests: Sequence[AppendRequest], record: CommandRecord
-    ) -> list[StoredEvent]:
-        """``append`` whose insert also records the command, only if its key is new
-        (``ON CONFLICT DO NOTHING`` waits for a concurrent commit of the key, then refuses)."""
-        return await self.append(requests, record)
+    append_command = append  # the record rides along in the same call (see append)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
         async with self.db.pooled("read a recorded command") as connection:

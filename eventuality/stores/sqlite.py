@@ -253,6 +253,8 @@ class SQLiteBackend:
     async def append(
         self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
     ) -> list[StoredEvent]:
+        """Into the next group commit. ``record`` (``append_command``) is inserted first in
+        the caller's savepoint, so a taken key refuses before any row (``_sqlite_commands``)."""
         waiter = _Waiter(requests, record)
         self._queue.append(waiter)
         if self._leading:
@@ -335,11 +337,7 @@ class SQLiteBackend:
                 return result
         return await self._call(self._reader(), what, function, *args)
 
-    async def append_command(
-        self, requests: Sequence[AppendRequest], record: CommandRecord
-    ) -> list[StoredEvent]:
-        """Into the next group commit, in the caller's savepoint (``_sqlite_commands``)."""
-        return await self.append(requests, record)
+    append_command = append  # the record rides along in the same call (see append)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
         """Inline, without a checkpoint of its own: ``Flow.dispatch`` asks before every
