@@ -82,7 +82,7 @@ def _digest(type_name: str, command: Command) -> str:
     if text.count(b"{") > 1:
         payload = command.model_dump(mode="json", exclude=_ENVELOPE)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(type_name.encode() + b"\x00" + text).hexdigest()[:32]
+    return hashlib.blake2b(type_name.encode() + b"\x00" + text, digest_size=16).hexdigest()
 
 
 class _NoStore:
@@ -178,9 +178,11 @@ class Idempotency:
         """Wait while this process dispatches the key already, then return the recorded
         events if the key is recorded (None: run the handler)."""
         if self.key not in _holding.get():  # a dispatch nested in the key's own: never wait
-            table = self._table = _in_flight.setdefault(
-                self.store if self.store is not None else _NO_STORE, {}
-            )
+            scope = self.store if self.store is not None else _NO_STORE
+            table = _in_flight.get(scope)
+            if table is None:
+                table = _in_flight[scope] = {}
+            self._table = table
             while (busy := table.get(self.key)) is not None:
                 await busy.wait()
             table[self.key] = self._done = _Turn()
