@@ -21,6 +21,7 @@ from .errors import ConcurrencyError as ConcurrencyError
 from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventSchemaError as EventSchemaError
 from .errors import EventualityError as EventualityError
+from .errors import IdempotencyKeyReused as IdempotencyKeyReused
 from .errors import InvalidStoreURL as InvalidStoreURL
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StoreBusyError as StoreBusyError
@@ -44,6 +45,7 @@ from .errors import UnknownSubscription as UnknownSubscription
 from .errors import UnsupportedEventLoop as UnsupportedEventLoop
 from .errors import UnsupportedOperation as UnsupportedOperation
 from .flow import Flow as Flow
+from .idempotency import KeepCommands as KeepCommands
 from .messages import TRUSTED_ENVELOPE as TRUSTED_ENVELOPE
 from .messages import Command as Command
 from .messages import Event as Event
@@ -86,8 +88,10 @@ __all__ = [
     "EventStore",
     "EventualityError",
     "Flow",
+    "IdempotencyKeyReused",
     "InMemoryEventStore",
     "InvalidStoreURL",
+    "KeepCommands",
     "PersonalData",
     "PostgresEventStore",
     "Projection",

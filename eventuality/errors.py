@@ -11,6 +11,7 @@
     ├── EventSchemaError        a stored event cannot be read by its class as it is now
     ├── DuplicateEventError     an event id that is already stored (or twice in one append)
     ├── UncommittedEventsError  a handler returned events no unit of work tracks
+    ├── IdempotencyKeyReused    an idempotency key already recorded for another command
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
@@ -48,6 +49,7 @@ __all__ = [
     "DuplicateEventError",
     "EventSchemaError",
     "EventualityError",
+    "IdempotencyKeyReused",
     "InvalidStoreURL",
     "SchemaVersionError",
     "StoreBusyError",
@@ -272,6 +274,31 @@ class UncommittedEventsError(_Described):
     def __init__(self, message: str, *, stream_ids: tuple[str, ...] = ()) -> None:
         self.stream_ids = stream_ids
         super().__init__(message)
+
+
+class IdempotencyKeyReused(_Described):
+    """A dispatch carried an idempotency key that is recorded for a different command (another
+    type, or the same type with another payload). Nothing was run or stored.
+
+    ``key``; ``first_type``/``first_id``: the recorded command's type and id;
+    ``command_type``/``command_id``: this dispatch's.
+    """
+
+    def __init__(
+        self, key: str, first_type: str, first_id: str, command_type: str, command_id: str
+    ) -> None:
+        self.key = key
+        self.first_type = first_type
+        self.first_id = first_id
+        self.command_type = command_type
+        self.command_id = command_id
+        how = "with a different payload" if first_type == command_type else "a different command"
+        super().__init__(
+            f"idempotency key {key!r} was first used by {first_type} (command id {first_id}); "
+            f"this dispatch of {command_type} (command id {command_id}) is {how}, so it was "
+            "refused: nothing was run or stored. A retry must send the same command with the "
+            "same key; a new command needs a new key (or none: its command id is then the key)."
+        )
 
 
 class CheckpointConflict(EventualityError):

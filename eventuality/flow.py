@@ -14,8 +14,10 @@ import anyio
 from .aggregate import Aggregate
 from .bus import EventBus, _name
 from .errors import AggregateExists, ConcurrencyError, UncommittedEventsError, UnknownCommand
+from .idempotency import Idempotency, KeepCommands
 from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
+from .stores.commands import KeyTaken
 from .stores.memory import InMemoryEventStore
 from .subscriptions import wait_for_subscriptions
 from .unit_of_work import Snapshotter, UnitOfWork
@@ -33,6 +35,9 @@ class Flow:
     another store fail the dispatch. Without it, a dispatch commits to the store of the
     repositories its handler used; ``flow.store`` then names an in-memory store made on first
     read, for code that reads it.
+
+    ``idempotency`` is how long dispatched commands are remembered (see ``dispatch``);
+    ``None`` remembers none.
     """
 
     def __init__(
@@ -42,9 +47,13 @@ class Flow:
         bus: EventBus | None = None,
         handlers: Mapping[type[Command], Handler] | None = None,
         retries: int = 3,
+        idempotency: KeepCommands | None = KeepCommands(),  # noqa: B008 (frozen)
     ) -> None:
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
+        if idempotency is not None and not isinstance(idempotency, KeepCommands):
+            raise TypeError(f"idempotency takes KeepCommands(...) or None, not {idempotency!r}")
+        self.idempotency = idempotency
         self._store = store
         self._default: EventStore | None = None
         self.bus: EventBus = bus if bus is not None else EventBus()
@@ -97,10 +106,19 @@ class Flow:
                 return handler
         raise UnknownCommand(command_class, [c.__name__ for c in self._handlers])
 
+    async def prune_commands(self, store: EventStore | None = None) -> int:
+        """Forget the commands ``idempotency`` no longer keeps, on ``store`` (default: the
+        flow's), in small batches; return how many. A forgotten key dispatched again runs again.
+        """
+        if self.idempotency is None:
+            return 0
+        return await self.idempotency.prune(store if store is not None else self.store)
+
     async def dispatch(
         self,
         command: Command,
         *,
+        idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         wait_for: Iterable[str] = (),
         wait_timeout: float = 10.0,
@@ -116,6 +134,12 @@ class Flow:
         ``wait_for`` names subscriptions (in this process or another) to wait for before
         returning, until each has handled the committed events: read your own writes.
 
+        The command's id, or ``idempotency_key``, is recorded with the events in the same
+        transaction. A repeat of the key (any process, after a restart) runs no handler, stores
+        and publishes nothing, and returns the first dispatch's events as stored (``wait_for``
+        waits for those); so does a repeat of a dispatch that changed nothing. Without
+        ``store=`` the key can only be checked at the commit, after the handler ran.
+
         :raises UnknownCommand: no handler is registered for the command's class.
         :raises ConcurrencyError: still conflicting after every retry.
         :raises AggregateExists: the handler added an aggregate whose id is taken.
@@ -123,6 +147,8 @@ class Flow:
             the flow's, or on two stores, or returned events no repository tracks.
         :raises SubscriptionTimeout: a ``wait_for`` subscription did not get there in
             ``wait_timeout`` seconds, or failed (the events are committed all the same).
+        :raises IdempotencyKeyReused: the key is recorded for another command.
+        :raises UnsupportedOperation: ``idempotency_key`` on a store that records no commands.
         """
         if isinstance(wait_for, str):
             raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
@@ -132,20 +158,32 @@ class Flow:
         envelope = _envelope(command, metadata)
         attempt = 0
         commit_store = self._commit_store()
+        guard = self._idempotency(commit_store, command, idempotency_key, envelope)
         locks = _RetryLocks()
+        repeat: list[Event] | None = None
         try:
-            while True:
+            if guard is not None:
+                repeat = await guard.enter()
+            while repeat is None:
                 uow = UnitOfWork(commit_store)
                 try:
                     with uow.active():
                         result = handler(command)
                         if inspect.isawaitable(result):
                             result = await result
-                    store, committed, touched = await _commit(uow, result, envelope)
+                    store, committed, touched = await _commit(uow, result, envelope, guard)
                     break
-                except AggregateExists:
-                    raise
+                except KeyTaken:  # another process committed the key first: its result
+                    repeat = await _first_result(guard, uow)
+                    if repeat is None:
+                        raise
                 except ConcurrencyError as exc:
+                    # The stream may have moved because another process dispatched this key.
+                    repeat = await _first_result(guard, uow)
+                    if repeat is not None:
+                        break
+                    if isinstance(exc, AggregateExists):
+                        raise
                     if attempt >= self.retries:
                         if exc.expected_version == 0 and uow.is_new(exc.stream_id):
                             raise AggregateExists(exc.stream_id, exc.actual_version) from exc
@@ -158,8 +196,21 @@ class Flow:
                     locks.after_conflict(uow.store_of(exc.stream_id), exc.stream_id)
                     await anyio.sleep(_backoff(attempt))
                     await locks.acquire()
+                except Exception:
+                    # A handler may refuse what the key's first dispatch (another process's,
+                    # committed meanwhile) already did: that dispatch's result is the answer.
+                    repeat = await _first_result(guard, uow)
+                    if repeat is None:
+                        raise
         finally:
             locks.release()
+            if guard is not None:
+                guard.exit()
+        if repeat is not None:  # a repeat: nothing stored, nothing published
+            if wait_for and repeat and guard is not None and guard.store is not None:
+                last = max(event.position or 0 for event in repeat)
+                await wait_for_subscriptions(guard.store, wait_for, last, timeout=wait_timeout)
+            return repeat
         if committed:
             await self.bus.publish(committed)
             for aggregate, appended, repository in touched:
@@ -169,6 +220,21 @@ class Flow:
                 last = max(event.position or 0 for event in committed)
                 await wait_for_subscriptions(store, wait_for, last, timeout=wait_timeout)
         return committed
+
+    def _idempotency(
+        self, store: EventStore | None, command: Command, key: str | None, envelope: dict[str, Any]
+    ) -> Idempotency | None:
+        if self.idempotency is None:
+            if key is not None:
+                raise ValueError(
+                    f"idempotency_key={key!r}, but this Flow remembers no commands "
+                    "(idempotency=None): nothing was dispatched. Build it with "
+                    "idempotency=KeepCommands(...) to use keys."
+                )
+            return None
+        if key is None and store is not None and not store.capabilities.commands:
+            return None  # a store that records no commands: dispatch as before
+        return Idempotency(store, command, key, envelope["causation_id"])
 
 
 class _RetryLocks:
@@ -269,6 +335,16 @@ _holding: ContextVar[frozenset[int]] = ContextVar("eventuality_retry_locks", def
 _stream_locks: weakref.WeakKeyDictionary[Any, dict[str, _StreamLock]] = weakref.WeakKeyDictionary()
 
 
+async def _first_result(guard: Idempotency | None, uow: UnitOfWork) -> list[Event] | None:
+    """The events of the key's first dispatch, if it is recorded (after a failed attempt). A
+    flow without ``store=`` looks in the store of the aggregates the handler used."""
+    if guard is None:
+        return None
+    if guard.store is None:
+        guard.store = uow.any_store()
+    return await guard.recorded()
+
+
 def _backoff(attempt: int) -> float:
     """No wait before the first retry, then jittered and growing, capped at 50 ms."""
     return 0.0 if attempt == 1 else random.uniform(0, min(0.05, 0.001 * 2**attempt))
@@ -288,16 +364,20 @@ def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str,
 
 
 async def _commit(
-    uow: UnitOfWork, result: object, envelope: dict[str, Any]
+    uow: UnitOfWork, result: object, envelope: dict[str, Any], guard: Idempotency | None
 ) -> tuple[EventStore | None, list[Event], list[tuple[Aggregate, int, Snapshotter | None]]]:
-    """Append every touched aggregate's pending events in one atomic store call."""
+    """Append every touched aggregate's pending events in one atomic store call, with the
+    command's record (a dispatch that changed nothing commits the record alone)."""
     store, touched = uow.pending()
     _check_result(uow, result, [pending.events for pending in touched])
-    if store is None or not touched:
+    if store is None and guard is not None:  # no events: record the key where it read
+        store = uow.any_store()
+    record = None if guard is None or store is None else guard.record_for(store)
+    if store is None or not (touched or record):
         return store, [], []
     await _StreamLock.wait_for_retries(store, [p.aggregate.stream_id for p in touched])
     appends = [StreamAppend(p.aggregate.stream_id, *p.aggregate.collect_events()) for p in touched]
-    committed = await store.append_streams(appends, metadata=envelope)
+    committed = await store.append_streams(appends, metadata=envelope, command=record)
     done = [(p.aggregate, len(p.events), p.repository) for p in touched]
     return store, committed, done
 

@@ -78,6 +78,12 @@ class UnitOfWork:
                 return store
         return self.store
 
+    def any_store(self) -> EventStore | None:
+        """The commit's store if set, else the store of the first aggregate tracked."""
+        if self.store is not None:
+            return self.store
+        return next((entry.store for entry in self._entries.values()), None)
+
     def track(
         self,
         aggregate: Aggregate,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._keys import KeyClaims, KeyConflict, SubjectKey
+from .commands import CommandRecord
 from .rows import AppendRequest, Snapshot, StoredEvent
 
 __all__ = ["MemorySubjectKeys"]
@@ -25,6 +26,11 @@ class MemorySubjectKeys:
     def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         raise NotImplementedError
 
+    def _append_recorded(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        raise NotImplementedError
+
     async def _pause(self) -> None:
         raise NotImplementedError
 
@@ -37,14 +43,20 @@ class MemorySubjectKeys:
         return {i: self._key_ids[i] for i in key_ids if i in self._key_ids}
 
     async def append_with_keys(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
         await self._pause()
         for key in claims.keys:
             current = self._keys.get(key.subject)
             if (current is not None) if key.subject in claims.new else (current != key):
                 raise KeyConflict(key.subject)
-        stored = self._append_now(requests)
+        if record is None:
+            stored = self._append_now(requests)
+        else:
+            stored = self._append_recorded(requests, record)
         for key in claims.keys:
             if key.subject in claims.new:
                 self._keys[key.subject] = key

@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 
 from ._keys import KeyClaims, KeyConflict, SubjectKey
+from .commands import CommandRecord
 from .rows import AppendRequest, StoredEvent
 
 __all__ = ["KeyStatements", "PostgresSubjectKeys"]
@@ -140,7 +141,10 @@ class PostgresSubjectKeys:
         raise NotImplementedError
 
     async def _append(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims | None
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims | None,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
         raise NotImplementedError
 
@@ -155,9 +159,12 @@ class PostgresSubjectKeys:
         return {key.key_id: key for key in _keys(found)}
 
     async def append_with_keys(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
-        return await self._append(requests, claims)
+        return await self._append(requests, claims, record)
 
     async def forget(self, subject: str) -> bool:
         async with self._transaction("forget a subject") as connection:

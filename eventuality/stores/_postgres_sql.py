@@ -28,6 +28,7 @@ class Statements:
         checkpoints = f"{s}.eventuality_checkpoints"
         snapshots = f"{s}.eventuality_snapshots"
         streams = f"{s}.eventuality_streams"
+        commands = f"{s}.eventuality_commands"
         self.channel = f"eventuality_{schema}"
         self._lock_prefix = f"eventuality {schema}\x00".encode()
         self.schema_lock = f"SELECT pg_advisory_xact_lock(hashtextextended('eventuality {s}', 0))"
@@ -91,6 +92,17 @@ class Statements:
                     UNIQUE (stream_id, version)
                 )""",
                 *self.keys.tables,
+                f"""CREATE TABLE IF NOT EXISTS {commands} (
+                    key TEXT PRIMARY KEY,
+                    command_type TEXT NOT NULL,
+                    command_id TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    first_position BIGINT NOT NULL,
+                    last_position BIGINT NOT NULL,
+                    recorded_at TIMESTAMPTZ NOT NULL
+                )""",
+                f"CREATE INDEX IF NOT EXISTS eventuality_commands_by_time "
+                f"ON {commands} (recorded_at)",
             ],
         }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
@@ -127,6 +139,42 @@ class Statements:
                 RETURNING 1
             )
             SELECT pg_notify($11, '') FROM (SELECT count(*) FROM inserted) AS done"""
+        # The same insert, only if the command's key is new: ON CONFLICT DO NOTHING waits for
+        # a concurrent commit of the same key and then inserts nothing (no events either).
+        self.insert_command = f"""
+            WITH command AS (
+                INSERT INTO {commands} (key, command_type, command_id, digest, first_position,
+                                        last_position, recorded_at)
+                VALUES ($12, $13, $14, $15, $16, $17, $18)
+                ON CONFLICT (key) DO NOTHING
+                RETURNING 1
+            ), inserted AS (
+                INSERT INTO {events} ({_COLUMNS})
+                SELECT p, s, v, t, sv, d, m, i, a, o FROM unnest(
+                    $1::bigint[], $2::bytea[], $3::integer[], $4::text[], $5::integer[],
+                    $6::json[], $7::json[], $8::uuid[], $9::bytea[], $10::timestamptz[]
+                ) WITH ORDINALITY AS u(p, s, v, t, sv, d, m, i, a, o, n)
+                WHERE EXISTS (SELECT 1 FROM command)
+                ORDER BY n
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM command), pg_notify($11, '')
+            FROM (SELECT count(*) FROM inserted) AS done"""
+        self.get_command = (
+            "SELECT command_type, command_id, digest, recorded_at, first_position, last_position "
+            f"FROM {commands} WHERE key = $1"
+        )
+        self.read_positions = (
+            f"SELECT {_COLUMNS} FROM {events} WHERE position BETWEEN $1 AND $2 ORDER BY position"
+        )
+        expired = f"SELECT key FROM {commands} WHERE recorded_at < $1"
+        beyond = f"SELECT key FROM {commands} ORDER BY recorded_at DESC, key DESC OFFSET $2"
+        self.prune_commands = (
+            f"DELETE FROM {commands} WHERE key IN (SELECT key FROM {commands} WHERE "
+            f"($1::timestamptz IS NOT NULL AND key IN ({expired})) OR "
+            f"($2::bigint IS NOT NULL AND key IN ({beyond})) "
+            "ORDER BY recorded_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+        )
         self.by_ids = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = ANY($1::uuid[])"
         # A stream's rows, then (only for a deleted or archived stream, which has none) one
         # row whose last column says so: the state costs a primary-key probe, no round trip.

@@ -20,6 +20,7 @@ from ..errors import DuplicateEventError, TransientStoreError
 from ..messages import Event
 from ._keys import KeyConflict, new_key, open_rows, seal, sealed_key_ids, subjects_of
 from .boundary import Backend, SubjectKeys
+from .commands import CommandRecord
 from .rows import AppendRequest, StoredEvent
 
 __all__ = ["append_sealed", "opened"]
@@ -28,7 +29,10 @@ _ATTEMPTS = 8
 
 
 async def append_sealed(
-    backend: Backend, requests: Sequence[AppendRequest], events: Sequence[Event]
+    backend: Backend,
+    requests: Sequence[AppendRequest],
+    events: Sequence[Event],
+    command: CommandRecord | None = None,
 ) -> list[StoredEvent]:
     """Append ``requests`` (rows in plaintext, in the order of ``events``) with their personal
     fields sealed; retry when a key claim fails.
@@ -45,7 +49,10 @@ async def append_sealed(
             keys[subject] = new_key(subject)
         sealed, claims = seal(requests, events, keys, frozenset(subjects - found.keys()))
         try:
-            stored = await keeper.append_with_keys(sealed, claims)
+            if command is None:
+                stored = await keeper.append_with_keys(sealed, claims)
+            else:  # recorded in the same transaction (the backend has the commands tier too)
+                stored = await keeper.append_with_keys(sealed, claims, command)
         except KeyConflict:
             continue
         await _check_replay(keeper, requests, sealed, stored)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ._keys import KeyClaims, KeyConflict, SubjectKey
+from .commands import CommandRecord
 from .rows import AppendRequest, StoredEvent
 
 __all__ = ["TABLES", "SQLiteSubjectKeys", "claim"]
@@ -150,7 +151,10 @@ class SQLiteSubjectKeys:
         raise NotImplementedError
 
     def append(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims | None = None
+        self,
+        requests: Sequence[AppendRequest],
+        record: CommandRecord | None = None,
+        claims: KeyClaims | None = None,
     ) -> Awaitable[list[StoredEvent]]:
         raise NotImplementedError
 
@@ -161,9 +165,12 @@ class SQLiteSubjectKeys:
         return await self._read("read personal-data keys", keys_by_id, key_ids)
 
     async def append_with_keys(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
-        return await self.append(requests, claims)
+        return await self.append(requests, record, claims)
 
     async def forget(self, subject: str) -> bool:
         async with self._writer_lock:

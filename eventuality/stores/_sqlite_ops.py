@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError, SchemaVersionError
+from . import _sqlite_commands as commands
 from ._keys import KeyClaims
 from ._sqlite_keys import FORGOTTEN, TABLES, claim
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
@@ -82,6 +83,18 @@ UPGRADES: dict[int, list[str]] = {
             UNIQUE (stream_id, version)
         )""",
         *TABLES,
+        # Commands recorded under idempotency keys, with their commits (_sqlite_commands).
+        # Rowid order is recording order, which pruning follows: no index on the time, so a
+        # commit writes one row and one key index entry (command_id is NULL when it is the key).
+        """CREATE TABLE IF NOT EXISTS eventuality_commands (
+            key TEXT PRIMARY KEY,
+            command_type TEXT NOT NULL,
+            command_id TEXT,
+            digest TEXT NOT NULL,
+            first_position INTEGER NOT NULL,
+            last_position INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL
+        )""",
     ],
 }
 """The statements that take the schema from ``version - 1`` to ``version``; a new database
@@ -202,6 +215,7 @@ class AppendJob:
 
     requests: Sequence[AppendRequest]
     claims: KeyClaims | None = None
+    record: commands.RecordParams | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -222,6 +236,8 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
             if not single:
                 db.execute("SAVEPOINT job")
             try:
+                if job.record is not None:  # first: a taken key refuses before any insert
+                    commands.claim_key(db, job.record, job.requests, position)
                 job.result, position = _insert(db, job.requests, position, versions)
                 if job.claims is not None:
                     claim(db, job.claims)
@@ -297,7 +313,8 @@ def _insert(
             )
         if settled:
             versions[request.stream_id] = settled[-1].version
-    db.executemany(_INSERT, params)
+    if params:
+        db.executemany(_INSERT, params)
     return stored, position
 
 

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self, cast
 
@@ -48,6 +49,7 @@ from .boundary import (
     BackendTransaction,
     Capabilities,
     Checkpoints,
+    Commands,
     NameLocks,
     Snapshots,
     SubjectKeys,
@@ -56,6 +58,7 @@ from .boundary import (
     WaitsAppended,
     capabilities_of,
 )
+from .commands import CommandRecord, RecordedCommand, checked_key, prune_in_batches
 from .rows import (
     AppendRequest,
     Snapshot,
@@ -181,26 +184,40 @@ class EventStore(LifecycleCalls):
         appends: Iterable[StreamAppend],
         *,
         metadata: Mapping[str, JsonValue] | None = None,
+        command: CommandRecord | None = None,
     ) -> list[Event]:
         """Append to several streams in one atomic commit, each with its own version check.
 
         ``metadata`` is merged into every event's own (its keys win), as ``Flow.dispatch`` does
         with causation and correlation ids. A stream given with no events still has its
         ``expected_version`` checked: a commit can require a stream it read but did not change.
+        ``command`` is recorded under its key in the same transaction (even with no events).
+
+        :raises KeyTaken: ``command``'s key is recorded already; nothing was stored.
+        :raises UnsupportedOperation: ``command`` on a store without the commands tier.
         """
         self._check_open()
         _refuse_inside_transaction(self._backend, "append events")
         extra = checked_metadata(metadata)
         requests, events = to_requests(appends, extra)
-        if not events:
+        personal = any(type(event).__personal_fields__ for event in events)
+        if personal:
+            self.require("personal_data", "append events with personal data")
+        if command is not None:
+            commands: Commands = self._tier("commands", "record a command")
+            checked_key(command.key)
+            if personal:
+                stored = await append_sealed(self._backend, requests, events, command)
+            else:
+                stored = await commands.append_command(requests, command)
+        elif not events:
             for request in requests:
                 if request.expected_version is not None:
                     actual = await self._backend.stream_version(request.stream_id)
                     if actual != request.expected_version:
                         raise ConcurrencyError(request.stream_id, request.expected_version, actual)
             return []
-        if any(type(event).__personal_fields__ for event in events):
-            self.require("personal_data", "append events with personal data")
+        elif personal:
             stored = await append_sealed(self._backend, requests, events)
         else:
             stored = await self._backend.append(requests)
@@ -228,6 +245,32 @@ class EventStore(LifecycleCalls):
         if self._appended is not None:
             self._appended.set()
             self._appended = None
+
+    async def recorded_command(self, key: str) -> tuple[CommandRecord, list[Event]] | None:
+        """The command recorded under idempotency ``key`` and the events its commit stored
+        (as stored, with positions); ``None`` when the key is not recorded."""
+        self._check_open()
+        backend = self._tier("commands", "read a recorded command")
+        found: RecordedCommand | None = await backend.get_command(checked_key(key))
+        if found is None:
+            return None
+        return found.record, await self.rebuilt(found.rows)
+
+    async def rebuilt(self, rows: list[StoredEvent]) -> list[Event]:
+        """Rows of this store's backend as events (personal data opened, or masked)."""
+        rows = await opened(self._backend, rows, self._capabilities.personal_data)
+        return [from_row(row) for row in rows]
+
+    async def prune_commands(
+        self, *, recorded_before: datetime | None = None, keep: int | None = None, batch: int = 500
+    ) -> int:
+        """Forget recorded commands older than ``recorded_before`` or beyond the ``keep``
+        latest, ``batch`` at a time, each batch its own short transaction (writers go between
+        them); return how many. A forgotten key dispatched again runs again."""
+        self._check_open()
+        backend = self._tier("commands", "prune recorded commands")
+        _refuse_inside_transaction(self._backend, "prune recorded commands")
+        return await prune_in_batches(backend, recorded_before, keep, batch)
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
@@ -428,8 +471,11 @@ _inside_transaction: ContextVar[frozenset[object]] = ContextVar(
 
 POLL_START, POLL_MAX = 0.01, 0.25
 
-Tier = Literal["checkpoints", "snapshots", "transactions", "stream_lifecycle", "personal_data"]
+Tier = Literal[
+    "checkpoints", "snapshots", "transactions", "stream_lifecycle", "personal_data", "commands"
+]
 _TIERS = {
+    "commands": "append_command, get_command and prune_commands",
     "checkpoints": "get_checkpoint and set_checkpoint",
     "snapshots": "save_snapshot and load_snapshot",
     "transactions": "transaction, query and paramstyle",

@@ -16,6 +16,8 @@
                                 restore_stream, read_archived
     SubjectKeys     optional    keys_for_subjects, keys_by_id,     (events with PersonalData)
                                 append_with_keys, forget
+    Commands        optional    append_command, get_command, prune_commands
+                                (idempotent Flow.dispatch; without it a dispatch records nothing)
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -38,11 +40,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from ._keys import KeyClaims as KeyClaims
 from ._keys import KeyConflict as KeyConflict
 from ._keys import SubjectKey as SubjectKey
+from .commands import CommandRecord, RecordedCommand
 from .lifecycle import Marker, StreamState
 from .rows import AppendRequest, Snapshot, StoredEvent
 
@@ -51,6 +55,7 @@ __all__ = [
     "BackendTransaction",
     "Capabilities",
     "Checkpoints",
+    "Commands",
     "CompleteBackend",
     "EventLog",
     "KeyClaims",
@@ -292,12 +297,16 @@ class SubjectKeys(Protocol):
         ...
 
     async def append_with_keys(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
         """``append``, plus in the same transaction: insert each key of ``claims.new`` unless
         its subject has a key already, check each other key is still its subject's, and
         record ``claims.links`` (subject, stream id). A claim that fails rolls everything
-        back and raises :class:`KeyConflict`."""
+        back and raises :class:`KeyConflict`. ``record`` is passed only to a backend that also
+        has the ``commands`` tier: store it as ``append_command`` does, in the same step."""
         ...
 
     async def forget(self, subject: str) -> bool:
@@ -305,6 +314,34 @@ class SubjectKeys(Protocol):
         one transaction; True if there was a key. From then on ``save_snapshot`` of those
         streams stores nothing (a state loaded before the forget must not come back, even once
         the subject has a new key)."""
+        ...
+
+
+class Commands(Protocol):
+    """Dispatched commands remembered under idempotency keys, written with their events."""
+
+    async def append_command(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        """``append(requests)`` and store ``record`` (with the positions the rows were given:
+        :func:`~eventuality.stores.commands.with_positions`) in the same atomic step.
+        ``requests`` may hold no rows at all: the record alone is stored then.
+
+        :raises KeyTaken: ``record.key`` is recorded already (checked before the versions);
+            nothing is stored. Of concurrent commits with one key, exactly one stores.
+        """
+        ...
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        """The record stored under ``key`` with the rows of its positions; ``None`` if none."""
+        ...
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        """Delete up to ``limit`` records, oldest first, that were recorded before
+        ``recorded_before`` or are not among the ``keep`` latest (``None``: no such rule), in
+        one short transaction; return how many were deleted."""
         ...
 
 
@@ -317,6 +354,7 @@ class CompleteBackend(
     Transactions,
     StreamLifecycle,
     SubjectKeys,
+    Commands,
     Protocol,
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
@@ -333,6 +371,8 @@ class Capabilities:
     :param cross_process_locks: ``hold_name`` holds a name against other processes.
     :param gap_free_positions: positions run 1, 2, 3... with no gaps, even after conflicts
         (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
+    :param commands: ``append_command``/``get_command``/``prune_commands``: idempotent
+        ``Flow.dispatch`` (without them a dispatch records no key).
     :param durable: the data outlives the store object: another store opened on the same
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
     :param stream_lifecycle: ``delete_stream``, ``truncate_stream``, ``archive_stream``,
@@ -350,6 +390,7 @@ class Capabilities:
     durable: bool
     stream_lifecycle: bool = False
     personal_data: bool = False
+    commands: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -368,6 +409,7 @@ _OPTIONAL_TIERS = {
         "read_archived",
     ),
     "personal_data": ("keys_for_subjects", "keys_by_id", "append_with_keys", "forget"),
+    "commands": ("append_command", "get_command", "prune_commands"),
 }
 
 
@@ -417,4 +459,5 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         gap_free_positions=bool(getattr(backend, "gap_free_positions", False)),
         durable=bool(getattr(backend, "durable", False)),
         personal_data=has["personal_data"],
+        commands=has["commands"],
     )

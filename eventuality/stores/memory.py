@@ -16,6 +16,7 @@ import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -40,6 +41,7 @@ from .base import (
     match_retry,
     settle_versions,
 )
+from .commands import CommandRecord, KeyTaken, RecordedCommand, with_positions
 from .lifecycle import (
     StreamState,
     refuse_gone,
@@ -81,6 +83,7 @@ class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
         self._strings: dict[str, str] = {}
         self._checkpoints: dict[str, int] = {}
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._commands: dict[str, CommandRecord] = {}
         self._appended: anyio.Event | None = None
         self._db: sqlite3.Connection | None = None
         self._transaction_lock = anyio.Lock()
@@ -97,6 +100,49 @@ class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
     async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         await checkpoint()
         return self._append_now(requests)
+
+    async def append_command(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        await checkpoint()
+        return self._append_recorded(requests, record)
+
+    def _append_recorded(
+        self, requests: Sequence[AppendRequest], record: CommandRecord
+    ) -> list[StoredEvent]:
+        """The append and its command record, with no await; a taken key stores nothing."""
+        if record.key in self._commands:
+            raise KeyTaken(record.key)
+        stored = self._append_now(requests)
+        self._commands[record.key] = with_positions(record, stored)
+        return stored
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        await checkpoint()
+        record = self._commands.get(key)
+        if record is None:
+            return None
+        if not record.last_position:
+            return RecordedCommand(record, [])
+        rows = self._log[record.first_position - 1 : record.last_position]
+        return RecordedCommand(record, [row for row in rows if row is not None])
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        await checkpoint()
+        beyond = len(self._commands) - keep if keep is not None else 0
+        doomed: list[str] = []
+        for key, record in self._commands.items():  # oldest first: kept in recording order
+            if len(doomed) == limit:
+                break
+            if len(doomed) < beyond or (
+                recorded_before is not None and record.recorded_at < recorded_before
+            ):
+                doomed.append(key)
+        for key in doomed:
+            del self._commands[key]
+        return len(doomed)
 
     def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
         """The append itself, with no await: atomic on the event loop."""

@@ -48,6 +48,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -83,6 +84,7 @@ from .base import (
     redact_dsn,
     settle_versions,
 )
+from .commands import CommandRecord, KeyTaken, RecordedCommand, with_positions
 from .lifecycle import refuse_gone
 
 __all__ = ["PostgresEventStore"]
@@ -235,8 +237,13 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
                     await listener.close(timeout=5)
             await self.db.close()
 
-    async def append(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        return await self._append(requests, None)
+    async def append(
+        self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
+    ) -> list[StoredEvent]:
+        """``record`` (``append_command``) goes into the events' own INSERT statement, only if
+        its key is new: ``ON CONFLICT DO NOTHING`` waits for a concurrent commit of the key,
+        then inserts nothing, and the transaction is rolled back with KeyTaken."""
+        return await self._append(requests, None, record)
 
     def _pooled(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         return self.db.pooled(what)
@@ -245,7 +252,10 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
         return self.db.transaction(what)
 
     async def _append(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims | None
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims | None,
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
         total = sum(len(request.rows) for request in requests)
         if total > TRANSACTION_SLOTS:
@@ -259,7 +269,9 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
                 async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
                     if claims is not None:  # keys first: a failed claim inserts no event
                         await claim(c, self.keys_sql, claims)
-                    return await self._insert(c, requests)
+                    if record is None:  # the plain call, as wrappers of _insert expect it
+                        return await self._insert(c, requests)
+                    return await self._insert(c, requests, record)
             except ConcurrencyError:
                 replay = await self._replay(requests)
                 if replay is not None:
@@ -280,8 +292,33 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
             "stream locks (an older eventuality on the same schema?); retry it"
         )
 
+    append_command = append  # the record rides along in the same call (see append)
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        async with self.db.pooled("read a recorded command") as connection:
+            found = await connection.fetchrow(self.sql.get_command, key)
+            if found is None:
+                return None
+            record = CommandRecord(key, found[0], found[1], found[2], found[3], found[4], found[5])
+            if not record.last_position:
+                return RecordedCommand(record, [])
+            rows = await connection.fetch(
+                self.sql.read_positions, record.first_position, record.last_position
+            )
+        return RecordedCommand(record, [_stored(r) for r in rows])
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        async with self.db.pooled("prune recorded commands") as connection:
+            status = await connection.execute(self.sql.prune_commands, recorded_before, keep, limit)
+        return int(status.split()[-1])
+
     async def _insert(
-        self, connection: asyncpg.Connection, requests: Sequence[AppendRequest]
+        self,
+        connection: asyncpg.Connection,
+        requests: Sequence[AppendRequest],
+        record: CommandRecord | None = None,
     ) -> list[StoredEvent]:
         transaction_id, versions, gone = await connection.fetchrow(
             self.sql.prepare_append, [_encode(r.stream_id) for r in requests]
@@ -299,8 +336,13 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
         # Insert in (stream, version) order, whatever order the streams came in: two commits
         # touching the same streams then wait for each other in one order, never deadlock.
         ordered = sorted(stored, key=lambda r: (_encode(r.stream_id), r.version))
-        await connection.execute(
-            self.sql.insert,
+        command: tuple[object, ...] = ()
+        if record is not None:
+            done = with_positions(record, stored)
+            command = (done.key, done.command_type, done.command_id, done.digest)
+            command += (done.first_position, done.last_position, done.recorded_at)
+        found = await connection.fetchrow(
+            self.sql.insert if record is None else self.sql.insert_command,
             [r.position for r in ordered],
             [_encode(r.stream_id) for r in ordered],
             [r.version for r in ordered],
@@ -312,7 +354,10 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
             [_encode(r.aggregate_id) for r in ordered],
             [r.occurred_at for r in ordered],
             self.sql.channel,
+            *command,
         )
+        if record is not None and not found[0]:
+            raise KeyTaken(record.key)
         return stored
 
     async def _replay(self, requests: Sequence[AppendRequest]) -> list[StoredEvent] | None:

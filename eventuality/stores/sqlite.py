@@ -41,6 +41,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
@@ -48,6 +49,7 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import StoreClosedError, StoreError
+from . import _sqlite_commands as sqlite_commands
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from . import _sqlite_streams as streams
@@ -65,6 +67,7 @@ from .base import (
     inside_transaction,
     poll_appended,
 )
+from .commands import CommandRecord, RecordedCommand
 
 __all__ = ["SQLiteEventStore"]
 
@@ -82,8 +85,14 @@ class _Waiter:
 
     __slots__ = ("done", "job", "promoted", "wake")
 
-    def __init__(self, requests: Sequence[AppendRequest], claims: KeyClaims | None) -> None:
-        self.job = ops.AppendJob(requests, claims)
+    def __init__(
+        self,
+        requests: Sequence[AppendRequest],
+        record: CommandRecord | None,
+        claims: KeyClaims | None,
+    ) -> None:
+        params = None if record is None else sqlite_commands.record_params(record)
+        self.job = ops.AppendJob(requests, claims, params)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
@@ -252,9 +261,15 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         return next(self._next_reader)
 
     async def append(
-        self, requests: Sequence[AppendRequest], claims: KeyClaims | None = None
+        self,
+        requests: Sequence[AppendRequest],
+        record: CommandRecord | None = None,
+        claims: KeyClaims | None = None,
     ) -> list[StoredEvent]:
-        waiter = _Waiter(requests, claims)
+        """Into the next group commit. ``record`` (``append_command``) is inserted first in
+        the caller's savepoint, so a taken key refuses before any row (``_sqlite_commands``);
+        ``claims`` (``append_with_keys``) are checked after the rows, in the same savepoint."""
+        waiter = _Waiter(requests, record, claims)
         self._queue.append(waiter)
         if self._leading:
             try:
@@ -316,8 +331,12 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         self._appended.set()
         self._appended = anyio.Event()
 
-    async def _read(self, what: str, function: Callable[..., T], *args: Any) -> T:
-        """A small read: inline on the loop's own connection when it can, else on a reader."""
+    async def _read(
+        self, what: str, function: Callable[..., T], *args: Any, pause: bool = True
+    ) -> T:
+        """A small read: inline on the loop's own connection when it can, else on a reader.
+        ``pause=False`` skips the checkpoint after an inline read, for a caller that reaches
+        one right after anyway."""
         inline = self._inline
         if inline is not None:
             try:
@@ -327,9 +346,31 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
             except MAPPED as exc:
                 raise self._map(exc, what) from exc
             else:
-                await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
+                if pause:
+                    await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
                 return result
         return await self._call(self._reader(), what, function, *args)
+
+    append_command = append  # the record rides along in the same call (see append)
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        """Inline, without a checkpoint of its own: ``Flow.dispatch`` asks before every
+        command, and its handler's loads or its commit come right after."""
+        return await self._read(
+            "read a recorded command", sqlite_commands.get_command, key, pause=False
+        )
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        async with self._writer_lock:
+            return await self._write(
+                "prune recorded commands",
+                sqlite_commands.prune_commands,
+                recorded_before,
+                keep,
+                limit,
+            )
 
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None

@@ -19,6 +19,7 @@ _FULL = Capabilities(
     durable=False,
     stream_lifecycle=True,
     personal_data=True,
+    commands=True,
 )
 EXPECTED = {
     "memory": _FULL,

@@ -7,11 +7,13 @@ the event log and its optional tiers; ``test_contract_alike.py`` runs the rest.
 
 from eventuality.testing.contract import (  # noqa: F401
     checkpoint_store,
+    command_store,
     contract_store,
     lifecycle_store,
     snapshot_store,
 )
 from eventuality.testing.contract.checkpoints import *  # noqa: F403
+from eventuality.testing.contract.commands import *  # noqa: F403
 from eventuality.testing.contract.lifecycle import *  # noqa: F403
 from eventuality.testing.contract.locks import *  # noqa: F403
 from eventuality.testing.contract.log_append import *  # noqa: F403

@@ -19,14 +19,16 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic`` and ``personal``
-(the optional tiers; ``streams`` and ``streams_atomic``: deleting, truncating, archiving and
-restoring streams; ``personal``: personal data and ``forget``).
+``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic``, ``personal`` and
+``commands`` (the optional tiers; ``streams`` and ``streams_atomic``: deleting, truncating,
+archiving and restoring streams; ``personal``: personal data and ``forget``; ``commands``:
+commands recorded under idempotency keys).
 """
 
 from . import (
     alike,
     checkpoints,
+    commands,
     lifecycle,
     locks,
     log_append,
@@ -42,6 +44,7 @@ from . import (
 )
 from ._support import StoreFactory as StoreFactory
 from ._support import checkpoint_store as checkpoint_store
+from ._support import command_store as command_store
 from ._support import contract_store as contract_store
 from ._support import lifecycle_store as lifecycle_store
 from ._support import personal_store as personal_store
@@ -50,6 +53,7 @@ from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
 from .alike import *  # noqa: F403
 from .checkpoints import *  # noqa: F403
+from .commands import *  # noqa: F403
 from .lifecycle import *  # noqa: F403
 from .locks import *  # noqa: F403
 from .log_append import *  # noqa: F403
@@ -65,6 +69,7 @@ from .transactions import *  # noqa: F403
 
 FIXTURES = [
     "checkpoint_store",
+    "command_store",
     "contract_store",
     "lifecycle_store",
     "personal_store",
@@ -76,6 +81,7 @@ FIXTURES = [
 MODULES = (
     alike,
     checkpoints,
+    commands,
     lifecycle,
     locks,
     log_append,

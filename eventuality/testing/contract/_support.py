@@ -17,6 +17,7 @@ from ...stores.base import EventStore, Snapshot
 __all__ = [
     "StoreFactory",
     "checkpoint_store",
+    "command_store",
     "contract_store",
     "lifecycle_store",
     "personal_store",
@@ -39,6 +40,7 @@ _WHY = {
     "stream_lifecycle": "cannot delete, truncate or archive streams (delete_stream, ...)",
     "personal_data": "keeps no personal-data keys (keys_for_subjects, keys_by_id, "
     "append_with_keys, forget)",
+    "commands": "records no commands (append_command, get_command, prune_commands)",
 }
 
 
@@ -69,6 +71,13 @@ async def contract_store(contract_store_factory: StoreFactory) -> AsyncIterator[
 async def checkpoint_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
     """``contract_store``, for tests of checkpoints: skipped on a store without them."""
     async for store in _opened(contract_store_factory, "checkpoints"):
+        yield store
+
+
+@pytest.fixture
+async def command_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of recorded commands: skipped on a store without them."""
+    async for store in _opened(contract_store_factory, "commands"):
         yield store
 
 
