@@ -11,6 +11,13 @@ across processes the store's unique key decides, and a loser's commit stores not
 id, metadata) is left out, so a client that rebuilds its command on a retry, with an explicit
 key, is still sending the same one. The module is left out too, so a module moved between
 deployments does not turn retries into mismatches.
+
+A command whose id was minted in this process (built without a ``command_id``), on its first
+dispatch, is not looked up: no store can hold a key nobody has used yet. The dispatch marks the
+id as set on the command (``model_fields_set``), so every later dispatch of that object, or of
+a copy made after it, looks the key up. (A copy made before the first dispatch shares the id
+unmarked: its own dispatch then runs the handler, and its commit, refused on the key, still
+stores nothing and returns the first dispatch's events.)
 """
 
 from __future__ import annotations
@@ -78,7 +85,7 @@ def _digest(type_name: str, command: Command) -> str:
         text = type(command).__pydantic_serializer__.to_json(command, exclude=_ENVELOPE)
     except ValueError:  # a str no UTF-8 can hold (a lone surrogate): JSON escapes it below
         text = b"{{"
-    if text.count(b"{") > 1:
+    if text.find(b"{", 1) != -1:
         payload = command.model_dump(mode="json", exclude=_ENVELOPE)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(type_name.encode() + b"\x00" + text, digest_size=16).hexdigest()
@@ -108,6 +115,7 @@ class _Turn:
 
 
 _NO_STORE: Any = _NoStore()
+_NO_TABLE: dict[str, _Turn] = {}
 _in_flight: weakref.WeakKeyDictionary[Any, dict[str, _Turn]] = weakref.WeakKeyDictionary()
 _holding: ContextVar[frozenset[str]] = ContextVar("eventuality_keys", default=frozenset())
 
@@ -122,6 +130,7 @@ class Idempotency:
     __slots__ = (
         "_done",
         "_explicit",
+        "_fresh",
         "_table",
         "_token",
         "command",
@@ -141,13 +150,16 @@ class Idempotency:
     ) -> None:
         self.command_id = str(command.command_id) if command_id is None else command_id
         self._explicit = key is not None
+        fields_set = command.model_fields_set
+        self._fresh = key is None and "command_id" not in fields_set
+        fields_set.add("command_id")  # from now on the id is one some store may hold
         self.key = checked_key(key) if key is not None else self.command_id
         self.command = command
         self.store = store
         self.type_name = type(command).__qualname__
         self.digest = _digest(self.type_name, command)
         self._done: _Turn | None = None
-        self._table: dict[str, _Turn] = {}
+        self._table: dict[str, _Turn] = _NO_TABLE
         self._token: Any = None
         if store is not None:
             self.usable(store)
@@ -166,8 +178,11 @@ class Idempotency:
 
     def record_for(self, store: EventStore) -> CommandRecord | None:
         """The record to commit with the events on ``store`` (None: it records no commands)."""
-        self.store = store
-        if not self.usable(store):
+        if store is not self.store:
+            self.store = store
+            if not self.usable(store):
+                return None
+        elif not store.capabilities.commands:
             return None
         return CommandRecord(
             self.key, self.type_name, self.command_id, self.digest, datetime.now(UTC)
@@ -186,6 +201,8 @@ class Idempotency:
                 await busy.wait()
             table[self.key] = self._done = _Turn()
             self._token = _holding.set(_holding.get() | {self.key})
+        if self._fresh:  # minted here and never dispatched: recorded nowhere
+            return None
         return await self.recorded()
 
     def exit(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from . import _sqlite_ops as ops
 from .commands import CommandRecord, KeyTaken, RecordedCommand
@@ -26,21 +26,23 @@ _INSERT = (
 )
 
 
-def _text(moment: datetime) -> str:
-    """ISO 8601 in UTC to the microsecond: fixed width, so text order is time order."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-RecordParams = tuple[str, str, str | None, str, str]
+def _micros(moment: datetime) -> int:
+    """Microseconds since 1970 in UTC: a small integer, so text formatting is left out of
+    every commit, and integer order is time order."""
+    return round(moment.timestamp() * 1_000_000)
+
+
+RecordParams = tuple[str, str, str | None, str, int]
 """A record as the INSERT takes it, made on the event loop before the commit (the writer
 thread does as little Python as it can: it holds the group's lock)."""
 
 
 def record_params(record: CommandRecord) -> RecordParams:
     command_id = None if record.command_id == record.key else record.command_id
-    return record.key, record.command_type, command_id, record.digest, _text(record.recorded_at)
+    return record.key, record.command_type, command_id, record.digest, _micros(record.recorded_at)
 
 
 def claim_key(
@@ -65,7 +67,7 @@ def get_command(db: sqlite3.Connection, key: str) -> RecordedCommand | None:
         found[1],
         found[0] if found[2] is None else found[2],
         found[3],
-        datetime.fromisoformat(found[6]),
+        _EPOCH + timedelta(microseconds=found[6]),
         found[4],
         found[5],
     )
@@ -104,7 +106,7 @@ def prune_commands(
                 "SELECT rowid, recorded_at FROM eventuality_commands ORDER BY rowid LIMIT ?",
                 (limit - doomed,),
             ).fetchall()
-            cutoff = _text(recorded_before)
+            cutoff = _micros(recorded_before)
             last = None
             for rowid, recorded_at in oldest:
                 if recorded_at >= cutoff:

@@ -93,7 +93,7 @@ UPGRADES: dict[int, list[str]] = {
             digest TEXT NOT NULL,
             first_position INTEGER NOT NULL,
             last_position INTEGER NOT NULL,
-            recorded_at TEXT NOT NULL
+            recorded_at INTEGER NOT NULL
         )""",
     ],
 }

@@ -1,0 +1,58 @@
+"""A command minted in this process is not looked up on its first dispatch (no store can hold
+its key yet); every other way of dispatching its id again still finds the first result."""
+
+from eventuality import TRUSTED_ENVELOPE, EventStore, Flow, Repository
+from tests.domain import CreateTodo, Todo
+
+
+def _flow(store: EventStore, runs: list[CreateTodo]) -> Flow:
+    todos = Repository(Todo, store)
+    flow = Flow(store=store)
+
+    @flow.handles(CreateTodo)
+    async def create(command: CreateTodo) -> None:
+        runs.append(command)
+        await todos.add(id=command.id, description=command.description)
+
+    return flow
+
+
+async def test_the_same_object_copies_and_parsed_copies_all_return_the_first_result(
+    store: EventStore,
+) -> None:
+    runs: list[CreateTodo] = []
+    flow = _flow(store, runs)
+    command = CreateTodo(id="t1", description="first")
+    early_copy = command.model_copy()
+    assert "command_id" not in command.model_fields_set
+
+    first = await flow.dispatch(command)
+    assert "command_id" in command.model_fields_set
+    again = await flow.dispatch(command)
+    parsed = await flow.dispatch(
+        CreateTodo.model_validate_json(command.model_dump_json(), context=TRUSTED_ENVELOPE)
+    )
+    late_copy = await flow.dispatch(command.model_copy())
+
+    assert len(runs) == 1
+    assert again == parsed == late_copy == first
+    copied = await flow.dispatch(early_copy)  # minted with the original: its commit is refused
+    assert copied == first
+    assert len(runs) == 2
+    assert [e.event_id for e in await store.read_stream("Todo-t1")] == [first[0].event_id]
+
+
+async def test_a_fresh_command_reaching_another_process_first_is_stored_once(
+    store: EventStore,
+) -> None:
+    elsewhere_runs: list[CreateTodo] = []
+    here_runs: list[CreateTodo] = []
+    command = CreateTodo(id="t2", description="sent before it ran here")
+    elsewhere = await _flow(store, elsewhere_runs).dispatch(
+        CreateTodo.model_validate_json(command.model_dump_json(), context=TRUSTED_ENVELOPE)
+    )
+
+    here = await _flow(store, here_runs).dispatch(command)
+
+    assert here == elsewhere
+    assert len(await store.read_stream("Todo-t2")) == 1
