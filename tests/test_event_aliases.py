@@ -3,8 +3,6 @@
 match them, and mistakes fail when the class or chain is defined, saying what to write."""
 
 import importlib
-import re
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -29,6 +27,7 @@ from eventuality import (
 )
 from eventuality.messages import event_type_names
 from eventuality.stores.base import AppendRequest, StoredEvent
+from tests._readme import readme_block, run_python
 
 # A shipment event renamed twice: first stored as "AliasParcelSent" (version 1: {"to": ...}),
 # then as "shipping.AliasParcelSent" (version 2: {"address": ...}), now "AliasParcelShipped"
@@ -592,21 +591,9 @@ def test_a_reloaded_module_may_raise_the_version_and_add_the_step_below_the_clas
 
 
 def test_readme_aliases_example_runs_and_shows_the_gap_error(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.search(r"<!-- aliases-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its aliases example"
-    (tmp_path / "aliases_example.py").write_text(block.group(1))
+    (tmp_path / "aliases_example.py").write_text(readme_block("aliases-example"))
 
-    done = subprocess.run(
-        [sys.executable, "aliases_example.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-    assert done.returncode == 0, done.stderr
-    found, error = done.stdout.splitlines()
+    found, error = run_python(tmp_path, "aliases_example.py").splitlines()
     assert found == "TaskAdded"
     assert "'TaskDropped'" in error
     assert "no step from version 2" in error

@@ -1,29 +1,18 @@
 """The README's example and examples/ run as users run them, in fresh processes."""
 
-import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests._readme import readme_block, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(args: list[str], cwd: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_readme_todo_example_runs_as_written_in_an_empty_folder_and_again(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- todo-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its Todo example"
-    (tmp_path / "todo_example.py").write_text(block.group(1))
+    block = readme_block("todo-example")
+    (tmp_path / "todo_example.py").write_text(block)
 
-    first = _run(["todo_example.py"], tmp_path)
-    second = _run(["todo_example.py"], tmp_path)
+    first = run_python(tmp_path, "todo_example.py")
+    second = run_python(tmp_path, "todo_example.py")
 
     assert first.splitlines() == ["TodoCreated todo1", "TodoCompleted todo1", "['TodoCompleted']"]
     assert second.splitlines() == [
@@ -36,8 +25,8 @@ def test_readme_todo_example_runs_as_written_in_an_empty_folder_and_again(tmp_pa
 def test_todo_example_second_run_sees_what_the_first_stored(tmp_path: Path) -> None:
     script = str(ROOT / "examples" / "todo.py")
 
-    first = _run([script, "todo.db"], tmp_path)
-    second = _run([script, "todo.db"], tmp_path)
+    first = run_python(tmp_path, script, "todo.db")
+    second = run_python(tmp_path, script, "todo.db")
 
     assert "(0 events already stored)" in first
     assert "(2 events already stored)" in second
@@ -48,8 +37,8 @@ def test_todo_example_second_run_sees_what_the_first_stored(tmp_path: Path) -> N
 def test_todo_projection_example_keeps_and_rebuilds_its_read_model(tmp_path: Path) -> None:
     script = str(ROOT / "examples" / "todo_projection.py")
 
-    first = _run([script, "p.db", "--todos", "300"], tmp_path)
-    second = _run([script, "p.db", "--rebuild"], tmp_path)
+    first = run_python(tmp_path, script, "p.db", "--todos", "300")
+    second = run_python(tmp_path, script, "p.db", "--rebuild")
 
     assert "read model: 200 open, 101 completed" in first
     assert "live1: 'written by run 1' (done)" in first
@@ -73,13 +62,11 @@ with TestClient(app) as client:
 def test_readme_fastapi_example_serves_its_read_model_from_the_first_request(
     tmp_path: Path,
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- fastapi-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its FastAPI example"
-    (tmp_path / "app.py").write_text(block.group(1))
+    block = readme_block("fastapi-example")
+    (tmp_path / "app.py").write_text(block)
     (tmp_path / "client.py").write_text(_FASTAPI_CLIENT)
 
-    out = _run(["client.py"], tmp_path)
+    out = run_python(tmp_path, "client.py")
 
     assert out.splitlines() == [
         "[]",
@@ -90,23 +77,19 @@ def test_readme_fastapi_example_serves_its_read_model_from_the_first_request(
 
 
 def test_readme_testing_example_passes_under_pytest_in_an_empty_folder(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- testing-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its testing example"
-    (tmp_path / "test_todo.py").write_text(block.group(1))
+    block = readme_block("testing-example")
+    (tmp_path / "test_todo.py").write_text(block)
 
-    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_todo.py"], tmp_path)
+    out = run_python(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_todo.py")
 
     assert "4 passed" in out
 
 
 def test_readme_backend_example_runs_as_written(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- backend-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its backend example"
-    (tmp_path / "list_backend.py").write_text(block.group(1))
+    block = readme_block("backend-example")
+    (tmp_path / "list_backend.py").write_text(block)
 
-    out = _run(["list_backend.py"], tmp_path)
+    out = run_python(tmp_path, "list_backend.py")
 
     assert out.splitlines() == ["[{'text': 'hello'}]", "False True"]
 
@@ -114,12 +97,10 @@ def test_readme_backend_example_runs_as_written(tmp_path: Path) -> None:
 def test_readme_streams_example_deletes_truncates_and_archives_in_an_empty_folder(
     tmp_path: Path,
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- streams-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its streams example"
-    (tmp_path / "streams_example.py").write_text(block.group(1))
+    block = readme_block("streams-example")
+    (tmp_path / "streams_example.py").write_text(block)
 
-    out = _run(["streams_example.py"], tmp_path)
+    out = run_python(tmp_path, "streams_example.py")
 
     assert out.splitlines() == [
         "4 v5",
@@ -134,12 +115,10 @@ def test_readme_streams_example_deletes_truncates_and_archives_in_an_empty_folde
 def test_readme_erasure_example_masks_a_forgotten_customer_in_an_empty_folder(
     tmp_path: Path,
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- erasure-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its erasure example"
-    (tmp_path / "erasure_example.py").write_text(block.group(1))
+    block = readme_block("erasure-example")
+    (tmp_path / "erasure_example.py").write_text(block)
 
-    output = _run(["erasure_example.py"], tmp_path)
+    output = run_python(tmp_path, "erasure_example.py")
 
     assert output.splitlines() == [
         "ada@example.org 36 gold",

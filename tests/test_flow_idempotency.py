@@ -1,9 +1,6 @@
 """Idempotent commands: Flow.dispatch records each command's key with its events, and a repeat
 runs nothing, stores nothing, publishes nothing and returns the first dispatch's events."""
 
-import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +22,7 @@ from eventuality import (
     UnsupportedOperation,
 )
 from eventuality.flow import Flow
+from tests._readme import readme_block, run_python
 from tests.domain import CreateTodo, MarkAsCompleted, RenameTodo, Todo
 from tests.stores.log_only import LogOnlyStore
 
@@ -413,23 +411,11 @@ def test_a_bad_policy_is_refused(options: dict[str, Any]) -> None:
 # --- the README ----------------------------------------------------------------------------
 
 
-def _run(path: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, path.name], cwd=path.parent, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_readme_idempotency_example_runs_in_an_empty_folder_and_again(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- idempotency-example -->\n```python\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "README.md lost its idempotency example"
-    script = tmp_path / "deposit.py"
-    script.write_text(block.group(1))
+    (tmp_path / "deposit.py").write_text(readme_block("idempotency-example"))
 
-    first = _run(script)
-    second = _run(script)
+    first = run_python(tmp_path, "deposit.py")
+    second = run_python(tmp_path, "deposit.py")
 
     expected = [
         "balance 50, handler runs 1",
