@@ -52,6 +52,7 @@ from ..errors import StoreClosedError, StoreError
 from . import _sqlite_commands as sqlite_commands
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
+from . import _sqlite_schema as schema
 from . import _sqlite_streams as streams
 from ._keys import KeyClaims
 from ._sqlite_errors import MAPPED, map_error
@@ -144,7 +145,7 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
     async def open(self) -> None:
         self._writer = await self._connect(writer=True)
         try:
-            await self._call(self._writer, "create the schema", ops.create_schema)
+            await self._call(self._writer, "create the schema", schema.create_schema)
             if self.in_memory:
                 self._readers = [self._writer]
             else:
@@ -211,7 +212,7 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
     def _configure(self, db: sqlite3.Connection, writer: bool) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         if writer and not self.in_memory:
-            ops.enable_wal(db, self.busy_timeout)
+            schema.enable_wal(db, self.busy_timeout)
         db.execute(f"PRAGMA synchronous = {self.synchronous}")
         if not writer:
             db.execute("PRAGMA query_only = 1")

@@ -23,7 +23,7 @@ from eventuality import (
     SchemaVersionError,
     SQLiteEventStore,
 )
-from eventuality.stores import _sqlite_ops
+from eventuality.stores import _sqlite_schema
 from tests.conftest import POSTGRES_DSN, postgres_schema, requires_postgres
 from tests.domain import Todo
 
@@ -114,7 +114,7 @@ async def test_a_schema_1_sqlite_file_is_upgraded_in_place_keeping_everything(
         await assert_everything_kept(store, EXPECTED["sqlite"])
         appended = await store.append("after-upgrade", [Todo.create("x", "new").pending_events[0]])
         assert appended[0].position == EXPECTED["sqlite"]["events"][-1][0] + 1
-    assert sqlite_version(path) == _sqlite_ops.SCHEMA_VERSION
+    assert sqlite_version(path) == _sqlite_schema.SCHEMA_VERSION
     async with SQLiteEventStore(path) as store:
         await assert_everything_kept(store, EXPECTED["sqlite"])
         assert await store.stream_version("after-upgrade") == 1
@@ -132,21 +132,21 @@ async def test_stores_opening_a_schema_1_file_together_upgrade_it_once(tmp_path:
     finally:
         for store in stores:
             await store.close()
-    assert sqlite_version(path) == _sqlite_ops.SCHEMA_VERSION
+    assert sqlite_version(path) == _sqlite_schema.SCHEMA_VERSION
 
 
 async def test_an_upgrade_that_fails_half_way_leaves_the_schema_1_file_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = sqlite_copy(tmp_path)
-    steps = {**_sqlite_ops.UPGRADES}
-    last = _sqlite_ops.SCHEMA_VERSION
+    steps = {**_sqlite_schema.UPGRADES}
+    last = _sqlite_schema.SCHEMA_VERSION
     steps[last] = [
         *steps[last],
         "CREATE TABLE eventuality_upgrade_probe (x INTEGER)",
         "SELECT no_such_function()",
     ]
-    monkeypatch.setattr(_sqlite_ops, "UPGRADES", steps)
+    monkeypatch.setattr(_sqlite_schema, "UPGRADES", steps)
     with pytest.raises(Exception, match="no_such_function"):
         async with SQLiteEventStore(path):
             pass
@@ -162,7 +162,9 @@ async def test_an_upgrade_that_fails_half_way_leaves_the_schema_1_file_as_it_was
 async def test_a_sqlite_file_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
     path = sqlite_copy(tmp_path)
     with closing(sqlite3.connect(path)) as raw:
-        raw.execute("UPDATE eventuality_schema SET version = ?", (_sqlite_ops.SCHEMA_VERSION + 1,))
+        raw.execute(
+            "UPDATE eventuality_schema SET version = ?", (_sqlite_schema.SCHEMA_VERSION + 1,)
+        )
         raw.commit()
     before = dump(path)
     with pytest.raises(SchemaVersionError, match="newer eventuality") as raised:
