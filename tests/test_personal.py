@@ -4,8 +4,10 @@ plaintext absent from what the database keeps. The store-level rules are the shi
 (``eventuality.testing.contract.personal``); these are the rest."""
 
 import re
+import sqlite3
 import sys
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -292,14 +294,13 @@ async def test_a_tampered_sealed_value_is_reported_not_read(tmp_path: Path) -> N
     async with SQLiteEventStore(path) as store:
         await Repository(Customer, store).add(id="c1", name=NAME, email=EMAIL)
         await Repository(Customer, store).add(id="c2", name="Bob", email="bob@example.org")
-    import sqlite3
-
-    with sqlite3.connect(path) as raw:  # move c1's sealed name into c2's event
+    with closing(sqlite3.connect(path)) as raw:  # move c1's sealed name into c2's event
         (first,), (second,) = raw.execute("SELECT data FROM eventuality_events ORDER BY position")
         name = re.search(r'"name":"([^"]+)"', first)
         assert name is not None
         moved = re.sub(r'"name":"[^"]+"', f'"name":"{name.group(1)}"', second)
         raw.execute("UPDATE eventuality_events SET data = ? WHERE position = 2", (moved,))
+        raw.commit()
 
     async with SQLiteEventStore(path) as store:
         with pytest.raises(EventSchemaError, match="fails authentication"):
