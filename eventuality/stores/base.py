@@ -113,8 +113,8 @@ class EventStore(LifecycleCalls):
 
     def require(self, capability: Tier, operation: str) -> None:
         """Refuse ``operation`` unless the store offers ``capability`` (``"checkpoints"``,
-        ``"snapshots"``, ``"transactions"`` or ``"stream_lifecycle"``), as components do when
-        they are built.
+        ``"snapshots"``, ``"transactions"``, ``"stream_lifecycle"``, ``"personal_data"`` or
+        ``"commands"``), as components do when they are built.
 
         :raises UnsupportedOperation: the backend does not implement that tier.
         """
