@@ -2,6 +2,7 @@
 unit of work, publishing, and following live events."""
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from eventuality import (
     SubscriptionRunner,
     UnsupportedOperation,
 )
+from tests._readme import readme_block, run_python
 from tests.domain import CreateTodo, MarkAsCompleted, Todo, TodoCreated
 from tests.stores.log_only import LogOnlyStore
 
@@ -146,3 +148,11 @@ async def test_a_running_reaction_answers_new_events_and_can_be_waited_for(
         await flow.dispatch(CreateTodo(id="a", description="x"), wait_for=["completer"])
 
         assert (await Repository(Todo, memory).load("a")).completed
+
+
+def test_readme_reaction_example_runs_as_written(tmp_path: Path) -> None:
+    (tmp_path / "reaction_example.py").write_text(readme_block("reaction-example"))
+
+    output = run_python(tmp_path, "reaction_example.py")
+
+    assert output.splitlines() == ["StockReserved 2"]
