@@ -53,6 +53,7 @@ from .messages import event_class as event_class
 from .messages import register_upcaster as register_upcaster
 from .messages import upcaster as upcaster
 from .personal import PersonalData as PersonalData
+from .reactions import Reaction as Reaction
 from .repository import Repository as Repository
 from .stores import EventStore as EventStore
 from .stores import InMemoryEventStore as InMemoryEventStore
@@ -64,6 +65,7 @@ from .stores.boundary import Capabilities as Capabilities
 from .stores.lifecycle import StreamArchival as StreamArchival
 from .stores.lifecycle import StreamRestoration as StreamRestoration
 from .stores.lifecycle import Tombstone as Tombstone
+from .stores.rows import CheckpointMove as CheckpointMove
 from .subscriptions import Projection as Projection
 from .subscriptions import Subscription as Subscription
 from .subscriptions import SubscriptionRunner as SubscriptionRunner
@@ -79,6 +81,7 @@ __all__ = [
     "BusStatistics",
     "Capabilities",
     "CheckpointConflict",
+    "CheckpointMove",
     "Command",
     "ConcurrencyError",
     "DuplicateEventError",
@@ -95,6 +98,7 @@ __all__ = [
     "PersonalData",
     "PostgresEventStore",
     "Projection",
+    "Reaction",
     "Repository",
     "SQLiteEventStore",
     "SchemaVersionError",

@@ -13,14 +13,14 @@ import anyio
 
 from .aggregate import Aggregate
 from .bus import EventBus, _name
-from .errors import AggregateExists, ConcurrencyError, UncommittedEventsError, UnknownCommand
+from .errors import AggregateExists, ConcurrencyError, UnknownCommand
 from .idempotency import Idempotency, KeepCommands
 from .messages import Command, Event
 from .stores.base import EventStore, StreamAppend
 from .stores.commands import KeyTaken
 from .stores.memory import InMemoryEventStore
 from .subscriptions import wait_for_subscriptions
-from .unit_of_work import Snapshotter, UnitOfWork
+from .unit_of_work import Snapshotter, UnitOfWork, active_unit_of_work, check_result
 
 __all__ = ["Flow", "Handler"]
 
@@ -149,12 +149,23 @@ class Flow:
             ``wait_timeout`` seconds, or failed (the events are committed all the same).
         :raises IdempotencyKeyReused: the key is recorded for another command.
         :raises UnsupportedOperation: ``idempotency_key`` on a store that records no commands.
+
+        Inside a :class:`~eventuality.Reaction`'s handler, the dispatch joins the reaction's
+        unit of work instead: the handler runs there, and the events it recorded are returned
+        uncommitted (no positions); the reaction commits them with its checkpoint, stamped
+        with the input event's causation and correlation (the command's own metadata and
+        ``metadata=`` are not applied), and publishes them. No command is recorded: the
+        checkpoint move is what makes the effects happen once. Conflicts retry the reaction's
+        handler as a whole.
         """
         if isinstance(wait_for, str):
             raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
         if not isinstance(command, Command):
             raise TypeError(f"dispatch() takes a Command instance, not {type(command).__name__}")
         handler = self._handler_for(type(command))
+        joined = active_unit_of_work()
+        if joined is not None and joined.reaction is not None:
+            return await self._join(joined, handler, command, idempotency_key, wait_for)
         envelope = _envelope(command, metadata)
         attempt = 0
         commit_store = self._commit_store()
@@ -220,6 +231,36 @@ class Flow:
                 last = max(event.position or 0 for event in committed)
                 await wait_for_subscriptions(store, wait_for, last, timeout=wait_timeout)
         return committed
+
+    async def _join(
+        self,
+        uow: UnitOfWork,
+        handler: Handler,
+        command: Command,
+        key: str | None,
+        wait_for: Iterable[str],
+    ) -> list[Event]:
+        """A dispatch inside reaction ``uow.reaction``'s handler: run in its unit of work."""
+        where = f"inside Reaction {uow.reaction!r}"
+        if key is not None:
+            raise ValueError(
+                f"idempotency_key={key!r} {where}: nothing was dispatched. A reaction records "
+                "no command keys; its checkpoint, moved with the events, makes each input "
+                "event's effects happen once. Leave the key out."
+            )
+        if tuple(wait_for):
+            raise ValueError(
+                f"wait_for {where}: nothing was dispatched. The events are committed when the "
+                "reaction's handler returns, so nothing could wait for them here."
+            )
+        store = self._commit_store()
+        if store is not None and uow.store is not None and store is not uow.store:
+            raise ValueError(
+                f"{type(command).__name__} was dispatched {where} through a Flow whose store is "
+                f"{store!r}, but the reaction commits to {uow.store!r}; nothing was dispatched. "
+                "Give the reaction a Flow on its own store (or one without store=)."
+            )
+        return await uow.join(handler, command)
 
     def _idempotency(
         self, store: EventStore | None, command: Command, key: str | None, envelope: dict[str, Any]
@@ -369,7 +410,7 @@ async def _commit(
     """Append every touched aggregate's pending events in one atomic store call, with the
     command's record (a dispatch that changed nothing commits the record alone)."""
     store, touched = uow.pending()
-    _check_result(uow, result, [pending.events for pending in touched])
+    check_result(uow, result, [pending.events for pending in touched])
     if store is None and guard is not None:  # no events: record the key where it read
         store = uow.any_store()
     record = None if guard is None or store is None else guard.record_for(store)
@@ -380,27 +421,3 @@ async def _commit(
     committed = await store.append_streams(appends, metadata=envelope, command=record)
     done = [(p.aggregate, len(p.events), p.repository) for p in touched]
     return store, committed, done
-
-
-def _check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -> None:
-    """Refuse a handler result that would silently lose events: ones no unit of work tracks."""
-    if isinstance(result, Aggregate):
-        if result.pending_events and not uow.tracks(result):
-            raise UncommittedEventsError(
-                f"the handler returned {result.stream_id} with {len(result.pending_events)} "
-                "pending events, but it was not loaded or added through a Repository "
-                "during this dispatch, so they would be lost. Create it with "
-                "repository.add(...) or load it with repository.load(...).",
-                stream_ids=(result.stream_id,),
-            )
-    elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
-        tracked = {id(e) for events in pending for e in events}
-        stray = [e for e in result if isinstance(e, Event) and id(e) not in tracked]
-        if stray:
-            raise UncommittedEventsError(
-                f"the handler returned {len(stray)} event(s) ({stray[0].event_type}, ...) that are "
-                "not pending on any aggregate loaded or added through a Repository during this "
-                "dispatch, so they would be lost. Record events on an "
-                "aggregate you got from repository.load(...) or repository.add(...).",
-                stream_ids=tuple(dict.fromkeys(e.aggregate_id for e in stray if e.aggregate_id)),
-            )

@@ -3,11 +3,15 @@
 Repositories find the active unit of work through a context variable, so a handler needs no
 extra argument, and tasks the handler starts (which copy the context) join the same one.
 Repositories on every store join it: an aggregate changed on a store the dispatch does not
-commit to fails the dispatch loudly instead of losing its events.
+commit to fails the dispatch loudly instead of losing its events. A :class:`~eventuality.Reaction`
+runs its handler in one too, named after it: ``Flow.dispatch`` inside it joins that unit
+(:meth:`UnitOfWork.join`) instead of committing on its own.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from typing import Any, NamedTuple, Protocol
 
@@ -16,7 +20,7 @@ from .errors import AggregateExists, UncommittedEventsError
 from .messages import Event
 from .stores.base import EventStore
 
-__all__ = ["Pending", "Snapshotter", "UnitOfWork", "active_unit_of_work"]
+__all__ = ["Pending", "Snapshotter", "UnitOfWork", "active_unit_of_work", "check_result"]
 
 
 class Snapshotter(Protocol):
@@ -49,12 +53,15 @@ class UnitOfWork:
     It is also an identity map: loading the same aggregate twice in one dispatch returns the same
     instance, so two changes to it can never be written as two conflicting commits. ``store`` is
     the store the commit must go to; ``None`` lets the repositories' store decide.
+    ``reaction`` names the :class:`~eventuality.Reaction` whose unit this is (``None``: a
+    dispatch's): dispatches inside it join it.
     """
 
-    __slots__ = ("_entries", "_token", "closed", "store")
+    __slots__ = ("_entries", "_token", "closed", "reaction", "store")
 
-    def __init__(self, store: EventStore | None = None) -> None:
+    def __init__(self, store: EventStore | None = None, *, reaction: str | None = None) -> None:
         self.store = store
+        self.reaction = reaction
         self._entries: dict[tuple[EventStore, str], _Entry] = {}
         self.closed = False
         self._token: Token[UnitOfWork | None] | None = None
@@ -131,6 +138,24 @@ class UnitOfWork:
             found.append(Pending(entry.aggregate, events, entry.repository))
         return (target if found else self.store), found
 
+    def recorded(self) -> list[Event]:
+        """Every pending event of every tracked aggregate, in joining order."""
+        return [e for entry in self._entries.values() for e in entry.aggregate.pending_events]
+
+    async def join(self, handler: Callable[[Any], Awaitable[Any]], command: Any) -> list[Event]:
+        """Run a command's handler in this unit (a dispatch inside a reaction) and return the
+        events it recorded, not yet committed (no positions): the reaction commits them.
+
+        :raises UncommittedEventsError: the handler returned events no repository tracks.
+        """
+        before = {id(event) for event in self.recorded()}
+        result = handler(command)
+        if inspect.isawaitable(result):
+            result = await result
+        recorded = self.recorded()
+        check_result(self, result, [recorded])
+        return [event for event in recorded if id(event) not in before]
+
     def active(self) -> UnitOfWork:
         """Use as ``with uow.active():`` to make this the unit of work repositories join, for
         the block's duration."""
@@ -174,3 +199,27 @@ def active_unit_of_work() -> UnitOfWork | None:
     """The unit of work of the running dispatch, if any."""
     uow = _current.get()
     return uow if uow is not None and not uow.closed else None
+
+
+def check_result(uow: UnitOfWork, result: object, pending: list[list[Event]]) -> None:
+    """Refuse a handler result that would silently lose events: ones no unit of work tracks."""
+    if isinstance(result, Aggregate):
+        if result.pending_events and not uow.tracks(result):
+            raise UncommittedEventsError(
+                f"the handler returned {result.stream_id} with {len(result.pending_events)} "
+                "pending events, but it was not loaded or added through a Repository "
+                "during this dispatch, so they would be lost. Create it with "
+                "repository.add(...) or load it with repository.load(...).",
+                stream_ids=(result.stream_id,),
+            )
+    elif isinstance(result, list | tuple) and any(isinstance(e, Event) for e in result):
+        tracked = {id(e) for events in pending for e in events}
+        stray = [e for e in result if isinstance(e, Event) and id(e) not in tracked]
+        if stray:
+            raise UncommittedEventsError(
+                f"the handler returned {len(stray)} event(s) ({stray[0].event_type}, ...) that are "
+                "not pending on any aggregate loaded or added through a Repository during this "
+                "dispatch, so they would be lost. Record events on an "
+                "aggregate you got from repository.load(...) or repository.add(...).",
+                stream_ids=tuple(dict.fromkeys(e.aggregate_id for e in stray if e.aggregate_id)),
+            )

@@ -46,6 +46,23 @@ def test_todo_projection_example_keeps_and_rebuilds_its_read_model(tmp_path: Pat
     assert "read model: 200 open, 102 completed" in second
 
 
+def test_order_stock_example_answers_every_order_once_across_runs(tmp_path: Path) -> None:
+    script = str(ROOT / "examples" / "order_stock.py")
+
+    first = run_python(tmp_path, script, "orders.db").splitlines()
+    second = run_python(tmp_path, script, "orders.db").splitlines()
+
+    assert [line.split(" [")[0] for line in first] == [
+        "o1-0: OrderConfirmed",
+        "o1-1: OrderConfirmed",
+        "o1-2: OrderCancelled (wanted 3, 1 in stock)",
+        "apples in stock: 1",
+    ]
+    assert len({line.split(" [")[1] for line in first[:3]}) == 3  # one correlation per order
+    assert [line.split(":")[1].split(" (")[0] for line in second[:3]] == [" OrderCancelled"] * 3
+    assert second[-1] == "apples in stock: 1"
+
+
 _FASTAPI_CLIENT = """
 from fastapi.testclient import TestClient
 from app import app

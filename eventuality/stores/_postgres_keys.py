@@ -29,7 +29,7 @@ import asyncpg
 
 from ._keys import KeyClaims, KeyConflict, SubjectKey
 from .commands import CommandRecord
-from .rows import AppendRequest, StoredEvent
+from .rows import AppendRequest, CheckpointMove, StoredEvent
 
 __all__ = ["KeyStatements", "PostgresSubjectKeys"]
 
@@ -145,6 +145,7 @@ class PostgresSubjectKeys:
         requests: Sequence[AppendRequest],
         claims: KeyClaims | None,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
         raise NotImplementedError
 

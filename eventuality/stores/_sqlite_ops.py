@@ -20,6 +20,7 @@ from ._keys import KeyClaims
 from ._sqlite_keys import FORGOTTEN, claim
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
 from .lifecycle import StreamState, refuse_gone
+from .rows import CheckpointMove, refuse_repeat
 
 _COLUMNS = (
     "stream_id, version, event_type, schema_version, data, metadata, event_id, aggregate_id, "
@@ -83,6 +84,7 @@ class AppendJob:
     requests: Sequence[AppendRequest]
     claims: KeyClaims | None = None
     record: commands.RecordParams | None = None
+    checkpoint: CheckpointMove | None = None
     result: list[StoredEvent] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -105,6 +107,9 @@ def append_group(db: sqlite3.Connection, jobs: Sequence[AppendJob]) -> None:
             try:
                 if job.record is not None:  # first: a taken key refuses before any insert
                     commands.claim_key(db, job.record, job.requests, position)
+                move = job.checkpoint
+                if move is not None:  # first too: a conflict refuses before any insert
+                    check_and_set_checkpoint(db, move.name, move.position, move.expected)
                 job.result, position = _insert(db, job.requests, position, versions)
                 if job.claims is not None:
                     claim(db, job.claims)
@@ -190,6 +195,8 @@ def _resolve_failure(db: sqlite3.Connection, job: AppendJob, exc: BaseException)
     ids = [row.event_id for request in job.requests for row in request.rows]
     stored = {row.event_id: row for row in _rows_by_id(db, ids)}
     try:
+        if job.checkpoint is not None:
+            refuse_repeat(job.requests, stored)
         replay = match_retry(job.requests, stored)
     except DuplicateEventError as error:
         job.error = error

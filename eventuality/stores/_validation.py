@@ -14,7 +14,7 @@ from pydantic_core import to_json
 
 from ..errors import DuplicateEventError, StoreUsageError
 from ..messages import Event
-from .rows import _JSON_OBJECT, HIGHEST_VERSION, AppendRequest, to_row
+from .rows import _JSON_OBJECT, HIGHEST_VERSION, AppendRequest, CheckpointMove, to_row
 
 __all__ = [
     "HIGHEST_POSITION",
@@ -24,6 +24,7 @@ __all__ = [
     "checked_metadata",
     "checked_name",
     "refuse_transaction_control",
+    "checked_move",
     "to_requests",
 ]
 
@@ -149,3 +150,27 @@ def checked_name(name: str) -> str:
             f"a checkpoint or subscription name must be a non-empty str without NUL, not {name!r}"
         )
     return name
+
+
+def checked_move(move: CheckpointMove, with_command: bool, personal: bool) -> CheckpointMove:
+    """``move`` if an append can carry it (its name checked), else a clear error."""
+    if with_command:
+        raise ValueError(
+            "append_streams() takes a command record or a checkpoint move, not both: the "
+            "checkpoint move is the guard against a repeat already. Nothing was stored."
+        )
+    if personal:
+        raise ValueError(
+            "events with personal data cannot be appended with a checkpoint move yet (their "
+            "keys are written by another path); nothing was stored. Dispatch them from a "
+            "Subscription handler through Flow.dispatch instead."
+        )
+    position = move.position
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
+    if position > HIGHEST_POSITION:
+        raise ValueError(
+            f"checkpoint position {position} is beyond any position a store assigns (at most "
+            f"{HIGHEST_POSITION}); nothing was written"
+        )
+    return move._replace(name=checked_name(move.name))

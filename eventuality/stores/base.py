@@ -39,6 +39,7 @@ from ._validation import (
     HIGHEST_VERSION,
     StreamAppend,
     checked_metadata,
+    checked_move,
     checked_name,
     refuse_transaction_control,
     to_requests,
@@ -51,6 +52,7 @@ from .boundary import (
     Checkpoints,
     Commands,
     NameLocks,
+    Reactions,
     Snapshots,
     SubjectKeys,
     Transaction,
@@ -61,6 +63,7 @@ from .boundary import (
 from .commands import CommandRecord, RecordedCommand, checked_key, prune_in_batches
 from .rows import (
     AppendRequest,
+    CheckpointMove,
     Snapshot,
     StoredEvent,
     from_row,
@@ -73,6 +76,7 @@ __all__ = [
     "Backend",
     "BackendTransaction",
     "Capabilities",
+    "CheckpointMove",
     "MAX_STREAM_ID_BYTES",
     "Transaction",
     "EventStore",
@@ -113,8 +117,8 @@ class EventStore(LifecycleCalls):
 
     def require(self, capability: Tier, operation: str) -> None:
         """Refuse ``operation`` unless the store offers ``capability`` (``"checkpoints"``,
-        ``"snapshots"``, ``"transactions"``, ``"stream_lifecycle"``, ``"personal_data"`` or
-        ``"commands"``), as components do when they are built.
+        ``"snapshots"``, ``"transactions"``, ``"stream_lifecycle"``, ``"personal_data"``,
+        ``"commands"`` or ``"reactions"``), as components do when they are built.
 
         :raises UnsupportedOperation: the backend does not implement that tier.
         """
@@ -185,6 +189,7 @@ class EventStore(LifecycleCalls):
         *,
         metadata: Mapping[str, JsonValue] | None = None,
         command: CommandRecord | None = None,
+        checkpoint: CheckpointMove | None = None,
     ) -> list[Event]:
         """Append to several streams in one atomic commit, each with its own version check.
 
@@ -192,9 +197,14 @@ class EventStore(LifecycleCalls):
         with causation and correlation ids. A stream given with no events still has its
         ``expected_version`` checked: a commit can require a stream it read but did not change.
         ``command`` is recorded under its key in the same transaction (even with no events).
+        ``checkpoint`` is moved (compare-and-set) in the same transaction (even with no events):
+        how a :class:`~eventuality.Reaction` commits its effects exactly once.
 
         :raises KeyTaken: ``command``'s key is recorded already; nothing was stored.
-        :raises UnsupportedOperation: ``command`` on a store without the commands tier.
+        :raises CheckpointConflict: the checkpoint is not at ``checkpoint.expected``; nothing
+            was stored.
+        :raises UnsupportedOperation: ``command`` on a store without the commands tier, or
+            ``checkpoint`` on one without the reactions tier.
         """
         self._check_open()
         _refuse_inside_transaction(self._backend, "append events")
@@ -203,7 +213,9 @@ class EventStore(LifecycleCalls):
         personal = any(type(event).__personal_fields__ for event in events)
         if personal:
             self.require("personal_data", "append events with personal data")
-        if command is not None:
+        if checkpoint is not None:
+            stored = await self._append_checkpointed(requests, checkpoint, command, personal)
+        elif command is not None:
             commands: Commands = self._tier("commands", "record a command")
             checked_key(command.key)
             if personal:
@@ -239,6 +251,18 @@ class EventStore(LifecycleCalls):
             )
             for event, row in zip(events, stored, strict=True)
         ]
+
+    async def _append_checkpointed(
+        self,
+        requests: list[AppendRequest],
+        move: CheckpointMove,
+        command: CommandRecord | None,
+        personal: bool,
+    ) -> list[StoredEvent]:
+        """The rows and the checkpoint move, through the backend's reactions tier."""
+        backend: Reactions = self._tier("reactions", "move a checkpoint with an append")
+        checked = checked_move(move, command is not None, personal)
+        return await backend.append_checkpointed(requests, checked)
 
     def _woken(self) -> None:
         """Wake this store's polling waiters (a backend without live_wait) after a write."""
@@ -472,10 +496,17 @@ _inside_transaction: ContextVar[frozenset[object]] = ContextVar(
 POLL_START, POLL_MAX = 0.01, 0.25
 
 Tier = Literal[
-    "checkpoints", "snapshots", "transactions", "stream_lifecycle", "personal_data", "commands"
+    "checkpoints",
+    "snapshots",
+    "transactions",
+    "stream_lifecycle",
+    "personal_data",
+    "commands",
+    "reactions",
 ]
 _TIERS = {
     "commands": "append_command, get_command and prune_commands",
+    "reactions": "append_checkpointed",
     "checkpoints": "get_checkpoint and set_checkpoint",
     "snapshots": "save_snapshot and load_snapshot",
     "transactions": "transaction, query and paramstyle",

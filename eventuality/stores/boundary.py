@@ -18,6 +18,7 @@
                                 append_with_keys, forget
     Commands        optional    append_command, get_command, prune_commands
                                 (idempotent Flow.dispatch; without it a dispatch records nothing)
+    Reactions       optional    append_checkpointed                (Reaction needs it)
 
 A backend is a plain class; the front detects each optional tier by the methods it has (all of
 a tier's methods, or none: half a tier is a ``TypeError``) and reports them as
@@ -48,7 +49,7 @@ from ._keys import KeyConflict as KeyConflict
 from ._keys import SubjectKey as SubjectKey
 from .commands import CommandRecord, RecordedCommand
 from .lifecycle import Marker, StreamState
-from .rows import AppendRequest, Snapshot, StoredEvent
+from .rows import AppendRequest, CheckpointMove, Snapshot, StoredEvent
 
 __all__ = [
     "Backend",
@@ -61,6 +62,7 @@ __all__ = [
     "KeyClaims",
     "KeyConflict",
     "NameLocks",
+    "Reactions",
     "Snapshots",
     "StreamLifecycle",
     "SubjectKey",
@@ -345,6 +347,24 @@ class Commands(Protocol):
         ...
 
 
+class Reactions(Protocol):
+    """Appends that move a checkpoint in the same atomic step: a reaction's effects and its
+    position in the log are committed together, or neither is."""
+
+    async def append_checkpointed(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove
+    ) -> list[StoredEvent]:
+        """``append(requests)`` and, in the same atomic step, compare-and-set checkpoint
+        ``move.name`` from ``move.expected`` to ``move.position`` (checked before the versions).
+        ``requests`` may hold no rows: the checkpoint alone moves then. An exact repeat of
+        stored rows is not a success here (the checkpoint it carried moved already).
+
+        :raises CheckpointConflict: the checkpoint is not at ``move.expected``; nothing is
+            stored.
+        """
+        ...
+
+
 class CompleteBackend(
     EventLog,
     WaitsAppended,
@@ -355,6 +375,7 @@ class CompleteBackend(
     StreamLifecycle,
     SubjectKeys,
     Commands,
+    Reactions,
     Protocol,
 ):
     """Every tier: what the memory, SQLite and PostgreSQL backends implement."""
@@ -373,6 +394,8 @@ class Capabilities:
         (memory, SQLite; not PostgreSQL, whose positions follow transaction ids).
     :param commands: ``append_command``/``get_command``/``prune_commands``: idempotent
         ``Flow.dispatch`` (without them a dispatch records no key).
+    :param reactions: ``append_checkpointed``: events and a checkpoint move in one atomic
+        step (a :class:`~eventuality.Reaction` needs it).
     :param durable: the data outlives the store object: another store opened on the same
         location sees it (SQLite files, PostgreSQL; not memory or SQLite ``:memory:``).
     :param stream_lifecycle: ``delete_stream``, ``truncate_stream``, ``archive_stream``,
@@ -391,6 +414,7 @@ class Capabilities:
     stream_lifecycle: bool = False
     personal_data: bool = False
     commands: bool = False
+    reactions: bool = False
 
 
 _LOG = ("open", "close", "append", "read_stream", "read_log", "stream_version", "last_position")
@@ -410,6 +434,7 @@ _OPTIONAL_TIERS = {
     ),
     "personal_data": ("keys_for_subjects", "keys_by_id", "append_with_keys", "forget"),
     "commands": ("append_command", "get_command", "prune_commands"),
+    "reactions": ("append_checkpointed",),
 }
 
 
@@ -460,4 +485,5 @@ def capabilities_of(backend: EventLog) -> Capabilities:
         durable=bool(getattr(backend, "durable", False)),
         personal_data=has["personal_data"],
         commands=has["commands"],
+        reactions=has["reactions"],
     )

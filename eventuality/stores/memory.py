@@ -46,6 +46,7 @@ from .lifecycle import (
     StreamState,
     refuse_gone,
 )
+from .rows import CheckpointMove, refuse_repeat
 
 __all__ = ["InMemoryEventStore"]
 
@@ -117,6 +118,19 @@ class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
         self._commands[record.key] = with_positions(record, stored)
         return stored
 
+    async def append_checkpointed(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove
+    ) -> list[StoredEvent]:
+        """The checkpoint checked, the rows appended, the checkpoint moved: with no await in
+        between, so atomic on the event loop."""
+        await checkpoint()
+        actual = self._checkpoints.get(move.name)
+        if actual != move.expected:
+            raise CheckpointConflict(move.name, move.expected, actual)
+        stored = self._append_now(requests, replay=False)
+        self._checkpoints[move.name] = move.position
+        return stored
+
     async def get_command(self, key: str) -> RecordedCommand | None:
         await checkpoint()
         record = self._commands.get(key)
@@ -144,8 +158,11 @@ class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
             del self._commands[key]
         return len(doomed)
 
-    def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
-        """The append itself, with no await: atomic on the event loop."""
+    def _append_now(
+        self, requests: Sequence[AppendRequest], *, replay: bool = True
+    ) -> list[StoredEvent]:
+        """The append itself, with no await: atomic on the event loop. ``replay``: an exact
+        repeat of stored rows returns them instead of failing."""
         settled: list[list[StoredEvent]] = []
         try:
             if any(row.event_id in self._by_id for r in requests for row in r.rows):
@@ -166,10 +183,13 @@ class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):
                 for row in r.rows
                 if row.event_id in self._by_id
             }
-            replay = match_retry(requests, stored)
-            if replay is None:
+            if not replay:
+                refuse_repeat(requests, stored)
                 raise
-            return replay
+            repeat = match_retry(requests, stored)
+            if repeat is None:
+                raise
+            return repeat
         result: list[StoredEvent] = []
         position = len(self._log)
         strings = self._strings

@@ -85,6 +85,7 @@ from .base import (
 )
 from .commands import CommandRecord, KeyTaken, RecordedCommand, with_positions
 from .lifecycle import refuse_gone
+from .rows import CheckpointMove, refuse_repeat
 
 __all__ = ["PostgresEventStore"]
 
@@ -195,6 +196,7 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
         requests: Sequence[AppendRequest],
         claims: KeyClaims | None,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
         total = sum(len(request.rows) for request in requests)
         if total > TRANSACTION_SLOTS:
@@ -206,19 +208,21 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
         for _ in range(5):
             try:
                 async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    if move is not None:  # first: a conflict inserts no event
+                        await self._set_checkpoint(c, move.name, move.position, move.expected)
                     if claims is not None:  # keys first: a failed claim inserts no event
                         await claim(c, self.keys_sql, claims)
                     if record is None:  # the plain call, as wrappers of _insert expect it
                         return await self._insert(c, requests)
                     return await self._insert(c, requests, record)
             except ConcurrencyError:
-                replay = await self._replay(requests)
+                replay = await self._replay(requests, move)
                 if replay is not None:
                     return replay
                 raise
             except asyncpg.UniqueViolationError:
                 # An event id stored already: this append again (a retry), or a clash.
-                replay = await self._replay(requests)
+                replay = await self._replay(requests, move)
                 if replay is not None:
                     return replay
                 conflict = await self._conflict(requests)
@@ -232,6 +236,13 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
         )
 
     append_command = append  # the record rides along in the same call (see append)
+
+    async def append_checkpointed(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove
+    ) -> list[StoredEvent]:
+        """The checkpoint moves first in the append's own transaction (its row stays locked
+        until the commit), then the events are inserted."""
+        return await self._append(requests, None, None, move)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
         async with self.db.pooled("read a recorded command") as connection:
@@ -299,11 +310,16 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
             raise KeyTaken(record.key)
         return stored
 
-    async def _replay(self, requests: Sequence[AppendRequest]) -> list[StoredEvent] | None:
+    async def _replay(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove | None = None
+    ) -> list[StoredEvent] | None:
         ids = [row.event_id for request in requests for row in request.rows]
         async with self.db.pooled("append") as connection:
             found = await connection.fetch(self.sql.by_ids, ids)
-        return match_retry(requests, {str(r[7]): _stored(r) for r in found})
+        stored = {str(r[7]): _stored(r) for r in found}
+        if move is not None:
+            refuse_repeat(requests, stored)
+        return match_retry(requests, stored)
 
     async def _conflict(self, requests: Sequence[AppendRequest]) -> ConcurrencyError | None:
         for request in requests:

@@ -24,10 +24,12 @@ from ._keys import comparable_payload
 
 __all__ = [
     "AppendRequest",
+    "CheckpointMove",
     "Snapshot",
     "StoredEvent",
     "from_row",
     "match_retry",
+    "refuse_repeat",
     "settle_versions",
     "to_row",
 ]
@@ -48,6 +50,16 @@ class StoredEvent(NamedTuple):
     aggregate_id: str | None
     occurred_at: datetime
     position: int = 0
+
+
+class CheckpointMove(NamedTuple):
+    """A checkpoint moved in the same atomic step as an append (a :class:`~eventuality.Reaction`
+    commits its effects this way): compare-and-set of checkpoint ``name`` from ``expected``
+    (``None``: no checkpoint yet) to ``position``."""
+
+    name: str
+    expected: int | None
+    position: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,21 @@ def settle_versions(request: AppendRequest, current_version: int) -> list[Stored
     if rows and rows[0].version == 0:
         return [row._replace(version=current_version + i) for i, row in enumerate(rows, 1)]
     return list(rows)
+
+
+def refuse_repeat(requests: Sequence[AppendRequest], stored: Mapping[str, StoredEvent]) -> None:
+    """:func:`match_retry` for an append that moves a checkpoint: even an exact repeat is
+    refused, since the first one moved the checkpoint already.
+
+    :raises DuplicateEventError: some of the append's event ids are stored.
+    """
+    if match_retry(requests, stored) is not None:
+        request = next(r for r in requests if r.rows)
+        raise DuplicateEventError(
+            request.stream_id,
+            request.rows[0].event_id,
+            "is already stored, and an append that moves a checkpoint is never a repeat",
+        )
 
 
 def match_retry(

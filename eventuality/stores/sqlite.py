@@ -69,6 +69,7 @@ from .base import (
     poll_appended,
 )
 from .commands import CommandRecord, RecordedCommand
+from .rows import CheckpointMove
 
 __all__ = ["SQLiteEventStore"]
 
@@ -91,9 +92,10 @@ class _Waiter:
         requests: Sequence[AppendRequest],
         record: CommandRecord | None,
         claims: KeyClaims | None,
+        checkpoint: CheckpointMove | None = None,
     ) -> None:
         params = None if record is None else sqlite_commands.record_params(record)
-        self.job = ops.AppendJob(requests, claims, params)
+        self.job = ops.AppendJob(requests, claims, params, checkpoint)
         self.wake = anyio.Event()
         self.done = False
         self.promoted = False
@@ -266,11 +268,13 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         requests: Sequence[AppendRequest],
         record: CommandRecord | None = None,
         claims: KeyClaims | None = None,
+        checkpoint: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
         """Into the next group commit. ``record`` (``append_command``) is inserted first in
         the caller's savepoint, so a taken key refuses before any row (``_sqlite_commands``);
+        ``checkpoint`` (``append_checkpointed``) is moved there too, before the rows;
         ``claims`` (``append_with_keys``) are checked after the rows, in the same savepoint."""
-        waiter = _Waiter(requests, record, claims)
+        waiter = _Waiter(requests, record, claims, checkpoint)
         self._queue.append(waiter)
         if self._leading:
             try:
@@ -353,6 +357,12 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         return await self._call(self._reader(), what, function, *args)
 
     append_command = append  # the record rides along in the same call (see append)
+
+    async def append_checkpointed(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove
+    ) -> list[StoredEvent]:
+        """The checkpoint moves in the caller's savepoint of the group commit (see append)."""
+        return await self.append(requests, checkpoint=move)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
         """Inline, without a checkpoint of its own: ``Flow.dispatch`` asks before every

@@ -20,6 +20,7 @@ _FULL = Capabilities(
     stream_lifecycle=True,
     personal_data=True,
     commands=True,
+    reactions=True,
 )
 EXPECTED = {
     "memory": _FULL,

@@ -10,6 +10,7 @@ from eventuality.testing.contract import (  # noqa: F401
     command_store,
     contract_store,
     lifecycle_store,
+    reaction_store,
     snapshot_store,
 )
 from eventuality.testing.contract.checkpoints import *  # noqa: F403
@@ -21,6 +22,8 @@ from eventuality.testing.contract.log_duplicates import *  # noqa: F403
 from eventuality.testing.contract.log_live import *  # noqa: F403
 from eventuality.testing.contract.log_read import *  # noqa: F403
 from eventuality.testing.contract.log_verbatim import *  # noqa: F403
+from eventuality.testing.contract.reactions import *  # noqa: F403
+from eventuality.testing.contract.reactions_atomic import *  # noqa: F403
 from eventuality.testing.contract.snapshots import *  # noqa: F403
 from eventuality.testing.contract.streams import *  # noqa: F403
 from eventuality.testing.contract.streams_atomic import *  # noqa: F403

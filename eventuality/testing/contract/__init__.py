@@ -19,10 +19,12 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
-``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic``, ``personal`` and
-``commands`` (the optional tiers; ``streams`` and ``streams_atomic``: deleting, truncating,
-archiving and restoring streams; ``personal``: personal data and ``forget``; ``commands``:
-commands recorded under idempotency keys).
+``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic``, ``personal``,
+``commands``, ``reactions_atomic`` and ``reactions`` (the optional tiers; ``streams`` and
+``streams_atomic``: deleting, truncating, archiving and restoring streams; ``personal``:
+personal data and ``forget``; ``commands``: commands recorded under idempotency keys;
+``reactions_atomic``: appends that move a checkpoint; ``reactions``:
+:class:`~eventuality.Reaction` on the store).
 """
 
 from . import (
@@ -37,6 +39,8 @@ from . import (
     log_read,
     log_verbatim,
     personal,
+    reactions,
+    reactions_atomic,
     snapshots,
     streams,
     streams_atomic,
@@ -48,6 +52,7 @@ from ._support import command_store as command_store
 from ._support import contract_store as contract_store
 from ._support import lifecycle_store as lifecycle_store
 from ._support import personal_store as personal_store
+from ._support import reaction_store as reaction_store
 from ._support import requires as requires
 from ._support import snapshot_store as snapshot_store
 from ._support import sql_store as sql_store
@@ -62,6 +67,8 @@ from .log_live import *  # noqa: F403
 from .log_read import *  # noqa: F403
 from .log_verbatim import *  # noqa: F403
 from .personal import *  # noqa: F403
+from .reactions import *  # noqa: F403
+from .reactions_atomic import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .streams import *  # noqa: F403
 from .streams_atomic import *  # noqa: F403
@@ -73,6 +80,7 @@ FIXTURES = [
     "contract_store",
     "lifecycle_store",
     "personal_store",
+    "reaction_store",
     "snapshot_store",
     "sql_store",
 ]
@@ -90,6 +98,8 @@ MODULES = (
     log_read,
     log_verbatim,
     personal,
+    reactions,
+    reactions_atomic,
     snapshots,
     streams,
     streams_atomic,

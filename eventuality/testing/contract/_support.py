@@ -21,6 +21,7 @@ __all__ = [
     "contract_store",
     "lifecycle_store",
     "personal_store",
+    "reaction_store",
     "requires",
     "snapshot_store",
     "sql_store",
@@ -41,6 +42,7 @@ _WHY = {
     "personal_data": "keeps no personal-data keys (keys_for_subjects, keys_by_id, "
     "append_with_keys, forget)",
     "commands": "records no commands (append_command, get_command, prune_commands)",
+    "reactions": "cannot move a checkpoint with an append (append_checkpointed)",
 }
 
 
@@ -78,6 +80,14 @@ async def checkpoint_store(contract_store_factory: StoreFactory) -> AsyncIterato
 async def command_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
     """``contract_store``, for tests of recorded commands: skipped on a store without them."""
     async for store in _opened(contract_store_factory, "commands"):
+        yield store
+
+
+@pytest.fixture
+async def reaction_store(contract_store_factory: StoreFactory) -> AsyncIterator[EventStore]:
+    """``contract_store``, for tests of appends that move a checkpoint, and of reactions:
+    skipped on a store without the reactions tier."""
+    async for store in _opened(contract_store_factory, "reactions"):
         yield store
 
 
