@@ -23,6 +23,7 @@ from .errors import EventSchemaError as EventSchemaError
 from .errors import EventualityError as EventualityError
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
 from .errors import InvalidStoreURL as InvalidStoreURL
+from .errors import PartitionsChanged as PartitionsChanged
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
@@ -59,6 +60,7 @@ from .stores import InMemoryEventStore as InMemoryEventStore
 from .stores import SQLiteEventStore as SQLiteEventStore
 from .stores import StreamAppend as StreamAppend
 from .stores import open_store as open_store
+from .stores._partition_hash import partition_of as partition_of
 from .stores.base import Transaction as Transaction
 from .stores.boundary import Capabilities as Capabilities
 from .stores.lifecycle import StreamArchival as StreamArchival
@@ -92,6 +94,7 @@ __all__ = [
     "InMemoryEventStore",
     "InvalidStoreURL",
     "KeepCommands",
+    "PartitionsChanged",
     "PersonalData",
     "PostgresEventStore",
     "Projection",
@@ -130,6 +133,7 @@ __all__ = [
     "UnsupportedOperation",
     "event_class",
     "open_store",
+    "partition_of",
     "register_upcaster",
     "upcaster",
     "wait_for_subscriptions",
