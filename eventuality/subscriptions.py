@@ -12,11 +12,12 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
+from contextlib import aclosing, asynccontextmanager, nullcontext
 from typing import Any, Literal
 
 import anyio
 
+from ._log import log_after
 from ._partitions import Partitions, refuse_partitioned
 from ._progress import (
     TRANSIENT_ERRORS,
@@ -181,9 +182,10 @@ class Subscription:
         state = progress_of(self.store)
         try:
             await self.set_up()
-            if self._partition is None:
+            if self._partition is None:  # a partition is held by whoever runs the partitions
                 await refuse_partitioned(self.store, self.name)
-            async with state.lock(self.name), self._hold():
+            hold = nullcontext() if self._partition else self.store.hold_name(self.name)
+            async with state.lock(self.name), hold:
                 checkpoint = await self.store.get_checkpoint(self.name)
                 if checkpoint is None:
                     try:
@@ -205,11 +207,6 @@ class Subscription:
                 state.fail(self.name, exc)
             raise
 
-    def _hold(self) -> AbstractAsyncContextManager[None]:
-        """A partition is held by whoever runs the partitions; a plain subscription's name by
-        the store, against other processes."""
-        return nullcontext() if self._partition else self.store.hold_name(self.name)
-
     def _transient(self, error: BaseException) -> bool:
         """Whether ``run()`` retries after ``error``: a store failure, not a handler's."""
         return isinstance(error, TRANSIENT_ERRORS) and error is not self._handler_error
@@ -222,31 +219,9 @@ class Subscription:
             await self._advance(horizon)
         return handled
 
-    async def _events(self) -> AsyncGenerator[Event | int]:
-        """The log after the position: events, and (``on_unknown="skip"``) the positions of
-        events whose type has no class, ``0`` where the store did not say."""
-        events = self.store.read_all(
-            from_position=self._position, event_types=self.event_types, partition=self._partition
-        )
-        while True:
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                return
-            except UnknownEventType as exc:
-                if self.on_unknown == "stop":
-                    raise
-                logger.warning(
-                    "subscription %r skipped a stored %r event (stream %r, position %s): no "
-                    "class has that type in this process (on_unknown='skip')",
-                    self.name,
-                    exc.event_type,
-                    exc.stream_id,
-                    exc.position,
-                )
-                yield exc.position or 0
-                continue
-            yield event
+    def _events(self) -> AsyncGenerator[Event | int]:
+        """The log after the position (of this partition, if one), as :func:`log_after` reads it."""
+        return log_after(self, self._position, self._partition)
 
     async def _handle_until_end(self) -> int:
         handled = unsaved = 0
