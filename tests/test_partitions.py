@@ -20,6 +20,7 @@ from eventuality import (
     wait_for_subscriptions,
 )
 from eventuality._partitions import Partitions
+from tests._readme import readme_block, run_python
 from tests.conftest import make_store
 
 
@@ -281,3 +282,11 @@ async def _project(event: Event, tx: Transaction) -> None:
             stream=event.stream,
             n=event.n,
         )
+
+
+def test_the_readme_partitions_example_runs(tmp_path: Path) -> None:
+    (tmp_path / "partitions_example.py").write_text(readme_block("partitions-example"))
+
+    output = run_python(tmp_path, "partitions_example.py")
+
+    assert output.strip() == "[('account-0', 2), ('account-1', 0), ('account-2', 2)]"
