@@ -23,6 +23,7 @@ from .errors import EventSchemaError as EventSchemaError
 from .errors import EventualityError as EventualityError
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
 from .errors import InvalidStoreURL as InvalidStoreURL
+from .errors import PartitionsChanged as PartitionsChanged
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
@@ -60,6 +61,7 @@ from .stores import InMemoryEventStore as InMemoryEventStore
 from .stores import SQLiteEventStore as SQLiteEventStore
 from .stores import StreamAppend as StreamAppend
 from .stores import open_store as open_store
+from .stores._partition_hash import partition_of as partition_of
 from .stores.base import Transaction as Transaction
 from .stores.boundary import Capabilities as Capabilities
 from .stores.lifecycle import StreamArchival as StreamArchival
@@ -95,6 +97,7 @@ __all__ = [
     "InMemoryEventStore",
     "InvalidStoreURL",
     "KeepCommands",
+    "PartitionsChanged",
     "PersonalData",
     "PostgresEventStore",
     "Projection",
@@ -134,6 +137,7 @@ __all__ = [
     "UnsupportedOperation",
     "event_class",
     "open_store",
+    "partition_of",
     "register_upcaster",
     "upcaster",
     "wait_for_subscriptions",

@@ -52,6 +52,8 @@ class SubscriptionStatistics:
     handled: int
     running: bool
     error: BaseException | None
+    #: A partitioned subscription's partitions that this process has run, one by one.
+    partitions: tuple[SubscriptionStatistics, ...] = ()
 
 
 class StoreProgress:
@@ -60,6 +62,7 @@ class StoreProgress:
 
     def __init__(self) -> None:
         self.known: set[str] = set()
+        self.partitioned: dict[str, int] = {}
         self.locks: dict[str, anyio.Lock] = {}
         self.progress: dict[str, int] = {}
         self.failures: dict[str, BaseException] = {}
@@ -111,6 +114,7 @@ async def wait_for_subscriptions(
 
     Subscriptions in this process report as they go; those in other processes are seen through
     their stored checkpoints (a subscription stores one when it starts), polled with backoff.
+    A partitioned subscription has got there when every one of its partitions has.
 
     :raises UnknownSubscription: a name is neither a subscription made in this process on
         ``store`` nor has a stored checkpoint (a misspelt name); raised at once.
@@ -118,23 +122,30 @@ async def wait_for_subscriptions(
         stopped on an error (then in ``error`` and ``__cause__``).
     """
     state = progress_of(store)
-    names = list(names)
     checkpoints: dict[str, int | None] = {}
+    targets: list[tuple[str, str]] = []  # (subscription, the checkpoint that must get there)
     for name in names:
-        if name not in state.known:  # only then is a store read needed before waiting
-            checkpoints[name] = await store.get_checkpoint(name)
-            if checkpoints[name] is None:
-                raise UnknownSubscription(name, sorted(state.known))
+        partitions = state.partitioned.get(name)
+        if partitions is None and name not in state.known:  # only then is a store read needed
+            partitions = await store.get_checkpoint(f"{name}#partitions")
+            if partitions is None:
+                checkpoints[name] = await store.get_checkpoint(name)
+                if checkpoints[name] is None:
+                    raise UnknownSubscription(name, sorted(state.known))
+        if partitions is None:
+            targets.append((name, name))
+        else:  # every partition, since the wait does not know which streams it is about
+            targets.extend((name, f"{name}#{i}/{partitions}") for i in range(partitions))
     deadline = anyio.current_time() + timeout
-    for name in names:
+    for name, target in targets:
         interval = POLL_START
-        checkpoint = checkpoints.get(name)
+        checkpoint = checkpoints.get(target)
         while True:
-            if state.progress.get(name, 0) >= position:
+            if state.progress.get(target, 0) >= position:
                 break
-            failure = state.failures.get(name)
+            failure = state.failures.get(target) or state.failures.get(name)
             if failure is not None:
-                reached = state.progress.get(name)
+                reached = state.progress.get(target)
                 raise SubscriptionTimeout(name, position, reached, error=failure) from failure
             if checkpoint is not None and checkpoint >= position:
                 break
@@ -145,4 +156,4 @@ async def wait_for_subscriptions(
             with anyio.move_on_after(min(interval, remaining)):
                 await changed.wait()
             interval = min(interval * 2, POLL_MAX)
-            checkpoint = await store.get_checkpoint(name)
+            checkpoint = await store.get_checkpoint(target)

@@ -14,6 +14,7 @@
     ├── IdempotencyKeyReused    an idempotency key already recorded for another command
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
+    ├── PartitionsChanged       also ValueError: a name stored with another partition count
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
     ├── UnknownSubscription     also LookupError: no subscription has that name
     ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
@@ -51,6 +52,7 @@ __all__ = [
     "EventualityError",
     "IdempotencyKeyReused",
     "InvalidStoreURL",
+    "PartitionsChanged",
     "SchemaVersionError",
     "StoreBusyError",
     "StoreClosedError",
@@ -324,6 +326,26 @@ class SubscriptionLocked(_Described):
     def __init__(self, message: str, *, name: str | None = None) -> None:
         self.name = name
         super().__init__(message)
+
+
+class PartitionsChanged(EventualityError, ValueError):
+    """A subscription's checkpoints are stored for ``stored`` partitions and an instance asked
+    for ``asked`` (``None``: unpartitioned): which partition a stream falls in depends on the
+    count, so the checkpoints cannot carry over."""
+
+    def __init__(self, name: str, stored: int, asked: int | None) -> None:
+        self.name = name
+        self.stored = stored
+        self.asked = asked
+        wanted = "no partitions" if asked is None else f"partitions={asked}"
+        super().__init__(
+            f"subscription {name!r} keeps its checkpoints in {stored} partitions; this instance "
+            f"asks for {wanted}. Nothing was handled. Run it with partitions={stored}, or under "
+            "a new name (which starts from the beginning of the log: a projection rebuilds)."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.stored, self.asked)
 
 
 class SubscriptionTimeout(EventualityError, TimeoutError):

@@ -12,11 +12,13 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import aclosing, asynccontextmanager
+from contextlib import aclosing, asynccontextmanager, nullcontext
 from typing import Any, Literal
 
 import anyio
 
+from ._log import log_after
+from ._partitions import Partitions, refuse_partitioned
 from ._progress import (
     TRANSIENT_ERRORS,
     SubscriptionStatistics,
@@ -27,6 +29,7 @@ from ._progress import (
 from ._runner import SubscriptionRunner
 from .errors import CheckpointConflict, UnknownEventType
 from .messages import Event
+from .stores._partition_hash import check_partitions
 from .stores.base import EventStore, Transaction
 
 __all__ = [
@@ -56,6 +59,8 @@ class Subscription:
     :param on_unknown: what to do with a stored event whose type has no class in this process:
         ``"stop"`` (the default) raises :class:`~eventuality.UnknownEventType`, naming its
         stream and position; ``"skip"`` logs a warning and moves the checkpoint past it.
+    :param partitions: split the log into this many partitions by stream (``_partitions.py``),
+        each with its own checkpoint, shared between the processes that run this name.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class Subscription:
         event_types: Iterable[type[Event] | str] | None = None,
         checkpoint_every: int = 100,
         on_unknown: OnUnknown = "stop",
+        partitions: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or "\x00" in name:
             raise ValueError(f"a subscription needs a non-empty name without NUL, not {name!r}")
@@ -76,6 +82,7 @@ class Subscription:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         if on_unknown not in ("stop", "skip"):
             raise ValueError(f"on_unknown must be 'stop' or 'skip', not {on_unknown!r}")
+        self.partitions = None if partitions is None else check_partitions(partitions)
         self._check_store(store, name)
         self.store = store
         self.name = name
@@ -89,7 +96,11 @@ class Subscription:
         self._running = False
         self._error: BaseException | None = None
         self._handler_error: BaseException | None = None
+        self._partition: tuple[int, int] | None = None  # set on the copy that runs a partition
+        self._partitions = None if partitions is None else Partitions(self, partitions)
         progress_of(store).known.add(name)
+        if self.partitions is not None:
+            progress_of(store).partitioned[name] = self.partitions
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, position={self._position})"
@@ -103,10 +114,13 @@ class Subscription:
 
     @property
     def position(self) -> int:
-        """The position of the last event handled (or passed over by the type filter)."""
-        return self._position
+        """The position of the last event handled (or passed over by the type filter); with
+        partitions, the lowest among those this process runs."""
+        return self.statistics().position
 
     def statistics(self) -> SubscriptionStatistics:
+        if self._partitions is not None:
+            return self._partitions.statistics()
         return SubscriptionStatistics(
             name=self.name,
             position=self._position,
@@ -122,6 +136,8 @@ class Subscription:
 
     async def catch_up(self) -> int:
         """Handle every event after the checkpoint up to the current end; return how many."""
+        if self._partitions is not None:
+            return await self._partitions.catch_up()
         async with self._exclusive(retrying=False):
             return await self._pass()
 
@@ -134,6 +150,8 @@ class Subscription:
         and resumes from the stored checkpoint, taking the hold again. Any other error,
         a handler's first of all, stops it.
         """
+        if self._partitions is not None:
+            return await self._partitions.run()
         attempt = 0
         while True:
             try:
@@ -164,7 +182,10 @@ class Subscription:
         state = progress_of(self.store)
         try:
             await self.set_up()
-            async with state.lock(self.name), self.store.hold_name(self.name):
+            if self._partition is None:  # a partition is held by whoever runs the partitions
+                await refuse_partitioned(self.store, self.name)
+            hold = nullcontext() if self._partition else self.store.hold_name(self.name)
+            async with state.lock(self.name), hold:
                 checkpoint = await self.store.get_checkpoint(self.name)
                 if checkpoint is None:
                     try:
@@ -198,29 +219,9 @@ class Subscription:
             await self._advance(horizon)
         return handled
 
-    async def _events(self) -> AsyncGenerator[Event | int]:
-        """The log after the position: events, and (``on_unknown="skip"``) the positions of
-        events whose type has no class, ``0`` where the store did not say."""
-        events = self.store.read_all(from_position=self._position, event_types=self.event_types)
-        while True:
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                return
-            except UnknownEventType as exc:
-                if self.on_unknown == "stop":
-                    raise
-                logger.warning(
-                    "subscription %r skipped a stored %r event (stream %r, position %s): no "
-                    "class has that type in this process (on_unknown='skip')",
-                    self.name,
-                    exc.event_type,
-                    exc.stream_id,
-                    exc.position,
-                )
-                yield exc.position or 0
-                continue
-            yield event
+    def _events(self) -> AsyncGenerator[Event | int]:
+        """The log after the position (of this partition, if one), as :func:`log_after` reads it."""
+        return log_after(self, self._position, self._partition)
 
     async def _handle_until_end(self) -> int:
         handled = unsaved = 0
@@ -302,8 +303,16 @@ class Projection(Subscription):
         batch_size: int = 100,
         setup: SetUp | None = None,
         on_unknown: OnUnknown = "stop",
+        partitions: int | None = None,
     ) -> None:
-        super().__init__(store, name, _never, event_types=event_types, on_unknown=on_unknown)
+        super().__init__(
+            store,
+            name,
+            _never,
+            event_types=event_types,
+            on_unknown=on_unknown,
+            partitions=partitions,
+        )
         self.project = handler
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")

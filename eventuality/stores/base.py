@@ -33,6 +33,7 @@ from ..errors import (
 from ..messages import Event, event_type_names, evolve
 from ._lifecycle_front import LifecycleCalls
 from ._named_sql import NamedTransaction, bind
+from ._partition_hash import check_partition, partition_of
 from ._sealing import append_sealed, opened
 from ._validation import (
     HIGHEST_POSITION,
@@ -319,11 +320,18 @@ class EventStore(LifecycleCalls):
         from_position: int = 0,
         event_types: Iterable[type[Event] | str] | None = None,
         page_size: int = _PAGE_SIZE,
+        partition: tuple[int, int] | None = None,
     ) -> AsyncIterator[Event]:
-        """Every event after ``from_position`` in global order, fetched ``page_size`` at a time."""
+        """Every event after ``from_position`` in global order, fetched ``page_size`` at a time.
+
+        :param partition: ``(i, n)``: only events of streams in partition ``i`` of ``n`` (see
+            :func:`~eventuality.partition_of`); the other rows are read and passed over.
+        """
         self._check_open()
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
+        if partition is not None:
+            check_partition(partition)
         types = None if event_types is None else event_type_names(event_types)
         if types is not None and Event in (t for t in event_types or () if isinstance(t, type)):
             types = None
@@ -333,6 +341,7 @@ class EventStore(LifecycleCalls):
             types,
             page_size,
             self._capabilities.personal_data,
+            partition,
         )
 
     async def stream_version(self, stream_id: str) -> int:
@@ -598,8 +607,10 @@ class _LogReader:
         types: frozenset[str] | None,
         page_size: int,
         keeps_keys: bool,
+        partition: tuple[int, int] | None = None,
     ) -> None:
         self._backend = backend
+        self._partition = partition
         self._keeps_keys = keeps_keys
         self._after = after
         self._types = types
@@ -611,7 +622,7 @@ class _LogReader:
         return self
 
     async def __anext__(self) -> Event:
-        if not self._rows:
+        while not self._rows:
             if self._exhausted:
                 raise StopAsyncIteration
             rows = await self._backend.read_log(self._after, self._page_size, self._types)
@@ -620,6 +631,9 @@ class _LogReader:
             if not rows:
                 raise StopAsyncIteration
             self._after = rows[-1].position
+            if self._partition is not None:
+                index, count = self._partition
+                rows = [row for row in rows if partition_of(row.stream_id, count) == index]
             self._rows.extend(await opened(self._backend, rows, self._keeps_keys))
         return from_row(self._rows.popleft())
 

@@ -32,6 +32,10 @@ listener reconnects on the next wait.
 of its own, so one instance per subscription name runs at a time; when its holder dies, the
 server releases the lock and a waiting instance takes over from the checkpoint.
 
+**Partitioned subscriptions** share their partitions between processes through one lease
+connection per process (``_postgres_leases``): session advisory locks, released by the server
+when a process dies.
+
 **Read-only queries.** ``query()`` runs on a pool of its own whose sessions start with
 ``default_transaction_read_only``, so a write through it fails and nothing is written; the reset
 after each query (which user SQL needs anyway) restores the setting. That pool opens its
@@ -69,6 +73,7 @@ from ._postgres_conn import (
     end_transaction,
 )
 from ._postgres_keys import PostgresSubjectKeys, claim
+from ._postgres_leases import PostgresLeases, lease_session
 from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from ._postgres_streams import PostgresLifecycle, parse_state
 from ._postgres_transaction import PostgresTransaction
@@ -441,6 +446,11 @@ class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
             holder.remove_termination_listener(lost)
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await holder.close(timeout=5)
+
+    def lease_names(self, name: str) -> contextlib.AbstractAsyncContextManager[PostgresLeases]:
+        """The partitions of subscription ``name`` are shared between processes (see
+        ``_postgres_leases``)."""
+        return lease_session(self.db, self.schema, name)
 
     async def get_checkpoint(self, name: str) -> int | None:
         async with self.db.pooled("read a checkpoint") as connection:
