@@ -173,7 +173,7 @@ class Flow:
         locks = _RetryLocks()
         repeat: list[Event] | None = None
         try:
-            if guard is not None:
+            if guard is not None and not guard.fresh:
                 repeat = await guard.enter()
             while repeat is None:
                 uow = UnitOfWork(commit_store)

@@ -13,11 +13,11 @@ key, is still sending the same one. The module is left out too, so a module move
 deployments does not turn retries into mismatches.
 
 A command whose id was minted in this process (built without a ``command_id``), on its first
-dispatch, is not looked up: no store can hold a key nobody has used yet. The dispatch marks the
-id as set on the command (``model_fields_set``), so every later dispatch of that object, or of
-a copy made after it, looks the key up. (A copy made before the first dispatch shares the id
-unmarked: its own dispatch then runs the handler, and its commit, refused on the key, still
-stores nothing and returns the first dispatch's events.)
+dispatch, is neither looked up nor given a turn: no store can hold a key nobody has used yet.
+The dispatch marks the id as set on the command (``model_fields_set``), so every later dispatch
+of that object, or of a copy made after it, looks the key up. (A copy made before the first
+dispatch shares the id unmarked: its own dispatch then runs the handler, and its commit,
+refused on the key, still stores nothing and returns the first dispatch's events.)
 """
 
 from __future__ import annotations
@@ -130,12 +130,12 @@ class Idempotency:
     __slots__ = (
         "_done",
         "_explicit",
-        "_fresh",
-        "_table",
+                "_table",
         "_token",
         "command",
         "command_id",
         "digest",
+        "fresh",
         "key",
         "store",
         "type_name",
@@ -149,11 +149,9 @@ class Idempotency:
         command_id: str | None = None,
     ) -> None:
         self.command_id = str(command.command_id) if command_id is None else command_id
-        self._explicit = key is not None
-        fields_set = command.model_fields_set
-        self._fresh = key is None and "command_id" not in fields_set
+        fields_set = command.__pydantic_fields_set__
+        self.fresh = key is None and "command_id" not in fields_set
         fields_set.add("command_id")  # from now on the id is one some store may hold
-        self.key = checked_key(key) if key is not None else self.command_id
         self.command = command
         self.store = store
         self.type_name = type(command).__qualname__
@@ -161,8 +159,14 @@ class Idempotency:
         self._done: _Turn | None = None
         self._table: dict[str, _Turn] = _NO_TABLE
         self._token: Any = None
-        if store is not None:
-            self.usable(store)
+        if key is None:  # the flow made sure that ``store``, if known, records commands
+            self.key = self.command_id
+            self._explicit = False
+        else:
+            self.key = checked_key(key)
+            self._explicit = True
+            if store is not None:
+                self.usable(store)
 
     def usable(self, store: EventStore) -> bool:
         """Whether ``store`` can record the key. A store without the commands tier dispatches
@@ -191,6 +195,8 @@ class Idempotency:
     async def enter(self) -> list[Event] | None:
         """Wait while this process dispatches the key already, then return the recorded
         events if the key is recorded (None: run the handler)."""
+        if self.fresh:  # minted here, never dispatched: recorded nowhere, held by no one
+            return None
         if self.key not in _holding.get():  # a dispatch nested in the key's own: never wait
             scope = self.store if self.store is not None else _NO_STORE
             table = _in_flight.get(scope)
@@ -201,8 +207,6 @@ class Idempotency:
                 await busy.wait()
             table[self.key] = self._done = _Turn()
             self._token = _holding.set(_holding.get() | {self.key})
-        if self._fresh:  # minted here and never dispatched: recorded nowhere
-            return None
         return await self.recorded()
 
     def exit(self) -> None:
