@@ -130,7 +130,7 @@ class Idempotency:
     __slots__ = (
         "_done",
         "_explicit",
-                "_table",
+        "_table",
         "_token",
         "command",
         "command_id",
