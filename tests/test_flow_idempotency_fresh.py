@@ -1,7 +1,9 @@
 """A command minted in this process is not looked up on its first dispatch (no store can hold
 its key yet); every other way of dispatching its id again still finds the first result."""
 
-from eventuality import TRUSTED_ENVELOPE, EventStore, Flow, Repository
+import anyio
+
+from eventuality import TRUSTED_ENVELOPE, Event, EventStore, Flow, Repository
 from tests.domain import CreateTodo, Todo
 
 
@@ -56,3 +58,27 @@ async def test_a_fresh_command_reaching_another_process_first_is_stored_once(
 
     assert here == elsewhere
     assert len(await store.read_stream("Todo-t2")) == 1
+
+
+async def test_one_fresh_object_dispatched_from_many_tasks_at_once_is_stored_once(
+    store: EventStore,
+) -> None:
+    """The first dispatch of a fresh command takes no in-process turn; the others, no longer
+    fresh, still end with the one commit's events."""
+    runs: list[CreateTodo] = []
+    flow = _flow(store, runs)
+    command = CreateTodo(id="t3", description="from many tasks")
+    returned: list[list[Event]] = []
+
+    async def dispatch() -> None:
+        returned.append(await flow.dispatch(command))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(dispatch)
+
+    stored = await store.read_stream("Todo-t3")
+    assert len(stored) == 1
+    assert len(returned) == 10
+    assert all(events == returned[0] for events in returned)
+    assert [e.event_id for e in returned[0]] == [stored[0].event_id]
