@@ -120,6 +120,17 @@ def checks(s: Sizes) -> list[Check]:
         checks.append(
             Check(
                 "W2",
+                f"idempotency cost: eventuality {sync} / no idempotency",
+                ("W2", f"eventuality {sync}", "commands/s"),
+                ("W2", f"eventuality {sync}, no idempotency", "commands/s"),
+                Bar(">=", 0.9),
+                "issue 11: at most 10% slower",
+            )
+        )
+    for sync in SYNCS:
+        checks.append(
+            Check(
+                "W2",
                 f"eventuality {sync} / raw sqlite3 insert {sync}",
                 ("W2", f"eventuality {sync}", "commands/s"),
                 ("W2", f"raw sqlite3 insert {sync}", "inserts/s"),

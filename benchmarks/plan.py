@@ -108,8 +108,10 @@ def build_plan(bench: Bench) -> Plan:
     def w7_load(key: str) -> Callable[[int], Figures]:
         return lambda r: a(ev.ev_load(w7[key], s.w3_events, s.w3_loads))
 
-    def w2(sync: ev.Synchronous) -> Callable[[int], Figures]:
-        return lambda r: a(ev.ev_dispatch_sqlite(bench.fresh("w2"), s.w2_todos, sync))
+    def w2(sync: ev.Synchronous, idempotency: bool = True) -> Callable[[int], Figures]:
+        return lambda r: a(
+            ev.ev_dispatch_sqlite(bench.fresh("w2"), s.w2_todos, sync, idempotency=idempotency)
+        )
 
     def w5(sync: ev.Synchronous) -> Callable[[int], Figures]:
         return lambda r: a(ev.ev_append_batch(bench.fresh("w5"), s.w5_saves, s.w5_batch, sync))
@@ -166,6 +168,7 @@ def build_plan(bench: Bench) -> Plan:
             [
                 C("eventuality FULL", w2("FULL")),
                 C("eventuality NORMAL", w2("NORMAL")),
+                *[C(f"eventuality {sync}, no idempotency", w2(sync, False)) for sync in SYNCS],
                 C(
                     "eventsourcing SQLite (FULL)",
                     lambda r: peers.es_dispatch_sqlite(bench.fresh("w2-es"), s.w2_todos),

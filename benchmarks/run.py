@@ -43,7 +43,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="DSN",
         default=os.environ.get("EVENTUALITY_TEST_POSTGRES_DSN"),
         help="also run W2, W5 and W6 on PostgreSQL there, each in a schema of its own "
-        "(default: $EVENTUALITY_TEST_POSTGRES_DSN; none: SQLite and memory only)",
+        "(default: $EVENTUALITY_TEST_POSTGRES_DSN; 'none' or unset: SQLite and memory only)",
     )
     parser.add_argument(
         "--out",
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="eventuality-bench-"))
     progress = Progress(0)
     try:
-        bench = Bench(sizes, workdir, progress.log, postgres=args.postgres)
+        postgres = None if args.postgres in (None, "", "none") else args.postgres
+        bench = Bench(sizes, workdir, progress.log, postgres=postgres)
         plan = build_plan(bench)
         plan.workloads = [w for w in plan.workloads if w.id in args.only]
         plan.checks = [c for c in plan.checks if c.workload in args.only]

@@ -138,12 +138,14 @@ async def ev_dispatch_memory(todos: int) -> Figures:
 
 
 async def dispatch_on(
-    store: AbstractAsyncContextManager[EventStore], todos: int, tasks: int
+    store: AbstractAsyncContextManager[EventStore], todos: int, tasks: int, idempotency: bool = True
 ) -> Figures:
     """W2 (one task) and W6: ``tasks`` concurrent tasks, each dispatching W2's commands for
     its own todos, on the store ``store`` opens."""
     async with store as opened:
         flow = make_flow(opened)
+        if not idempotency:
+            flow.idempotency = None
         ids = todo_ids(todos)
         shares = [ids[k::tasks] for k in range(tasks)]
         with timer() as elapsed:
@@ -151,9 +153,12 @@ async def dispatch_on(
     return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
 
 
-async def ev_dispatch_sqlite(path: Path, todos: int, synchronous: Synchronous) -> Figures:
-    """W2: one command after another, one transaction each, on a fresh file."""
-    return await dispatch_on(sqlite_store(path, synchronous), todos, 1)
+async def ev_dispatch_sqlite(
+    path: Path, todos: int, synchronous: Synchronous, *, idempotency: bool = True
+) -> Figures:
+    """W2: one command after another, one transaction each, on a fresh file. Without
+    ``idempotency`` the flow records no command keys: what remembering them costs."""
+    return await dispatch_on(sqlite_store(path, synchronous), todos, 1, idempotency)
 
 
 async def ev_dispatch_concurrent(
