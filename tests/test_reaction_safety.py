@@ -3,11 +3,13 @@ that fails half-way inside the handler, a commit that landed while its reply was
 memory store, on asyncio and trio."""
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 import anyio
 import pytest
 
 from eventuality import (
+    Command,
     Event,
     EventBus,
     Flow,
@@ -17,7 +19,7 @@ from eventuality import (
 )
 from eventuality.stores.base import StreamAppend
 from eventuality.stores.rows import CheckpointMove
-from tests.domain import Todo, TodoCreated, TodoRenamed
+from tests.domain import RenameTodo, Todo, TodoCreated, TodoRenamed
 
 Scenario = Callable[[InMemoryEventStore], Awaitable[None]]
 
@@ -34,6 +36,14 @@ def on_both_loops(scenario: Scenario) -> Callable[[str], None]:
 
     test.__name__, test.__doc__ = scenario.__name__, scenario.__doc__
     return pytest.mark.parametrize("backend", ["asyncio", "trio"])(test)
+
+
+class Refuse(Exception):
+    pass
+
+
+class RenameThenRefuse(Command):
+    id: str
 
 
 async def _tally_and_input(store: InMemoryEventStore) -> Event:
@@ -77,6 +87,68 @@ async def test_a_reaction_cancelled_while_publishing_keeps_its_checkpoint_and_re
     assert await memory.get_checkpoint("tally") == created.position
     await _renames(memory, Flow(store=memory)).catch_up()
     assert await memory.stream_version("Todo-tally") == 2
+
+
+@on_both_loops
+async def test_a_failed_command_inside_a_reaction_commits_none_of_its_events(
+    memory: InMemoryEventStore,
+) -> None:
+    await _tally_and_input(memory)
+    todos = Repository(Todo, memory)
+    flow = Flow(store=memory)
+
+    @flow.handles(RenameThenRefuse)
+    async def half_way(command: RenameThenRefuse) -> None:
+        (await todos.load(command.id)).rename("half-way")
+        raise Refuse("out of stock")
+
+    @flow.handles(RenameTodo)
+    async def rename(command: RenameTodo) -> None:
+        (await todos.load(command.id)).rename(command.description)
+
+    async def react(event: Event) -> None:
+        if event.aggregate_id != "in":
+            return
+        await flow.dispatch(RenameTodo(id="tally", description="before"))
+        with suppress(Refuse):  # a process manager answers a refusal: here, by nothing more
+            await flow.dispatch(RenameThenRefuse(id="tally"))
+
+    await Reaction(memory, "r", react, flow=flow, event_types=[TodoCreated]).catch_up()
+
+    tally = await todos.load("tally")
+    assert (tally.version, tally.description) == (2, "before")
+
+
+@on_both_loops
+async def test_a_failed_command_leaves_an_aggregate_it_loaded_first_fresh_for_the_next(
+    memory: InMemoryEventStore,
+) -> None:
+    await _tally_and_input(memory)
+    todos = Repository(Todo, memory)
+    flow = Flow(store=memory)
+
+    @flow.handles(RenameThenRefuse)
+    async def half_way(command: RenameThenRefuse) -> None:
+        (await todos.load(command.id)).rename("half-way")
+        raise Refuse("out of stock")
+
+    @flow.handles(RenameTodo)
+    async def rename(command: RenameTodo) -> None:
+        (await todos.load(command.id)).rename(command.description)
+
+    async def react(event: Event) -> None:
+        if event.aggregate_id != "in":
+            return
+        try:
+            await flow.dispatch(RenameThenRefuse(id="tally"))
+        except Refuse:
+            await flow.dispatch(RenameTodo(id="tally", description="refused"))
+
+    await Reaction(memory, "r", react, flow=flow, event_types=[TodoCreated]).catch_up()
+
+    [_, renamed] = await memory.read_stream("Todo-tally")
+    assert isinstance(renamed, TodoRenamed)
+    assert renamed.description == "refused"
 
 
 @on_both_loops
