@@ -255,9 +255,12 @@ class Flow:
             )
         store = self._commit_store()
         if store is not None and uow.store is not None and store is not uow.store:
+            ours = repr(store)
+            if ours == repr(uow.store):
+                ours += " (another instance)"
             raise ValueError(
                 f"{type(command).__name__} was dispatched {where} through a Flow whose store is "
-                f"{store!r}, but the reaction commits to {uow.store!r}; nothing was dispatched. "
+                f"{ours}, but the reaction commits to {uow.store!r}; nothing was dispatched. "
                 "Give the reaction a Flow on its own store (or one without store=)."
             )
         return await uow.join(handler, command)

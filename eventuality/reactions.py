@@ -76,9 +76,12 @@ class Reaction(Subscription):
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         commit_store = flow._commit_store()
         if commit_store is not None and commit_store is not store:
+            theirs = repr(commit_store)
+            if theirs == repr(store):
+                theirs += " (another instance)"
             raise ValueError(
-                f"Reaction {name!r} commits to {store!r}, but its flow commits to "
-                f"{commit_store!r}. Give it a Flow on the same store (or one without store=)."
+                f"Reaction {name!r} commits to {store!r}, but its flow commits to {theirs}. "
+                "Give it a Flow on the same store object (or one without store=)."
             )
         self.react = handler
         self.flow = flow
