@@ -155,8 +155,9 @@ class Flow:
         uncommitted (no positions); the reaction commits them with its checkpoint, stamped
         with the input event's causation and correlation (the command's own metadata and
         ``metadata=`` are not applied), and publishes them. No command is recorded: the
-        checkpoint move is what makes the effects happen once. Conflicts retry the reaction's
-        handler as a whole.
+        checkpoint move is what makes the effects happen once. A command handler that raises
+        leaves none of its events in that unit. Conflicts retry the reaction's handler as a
+        whole.
         """
         if isinstance(wait_for, str):
             raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
