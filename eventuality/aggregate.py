@@ -8,7 +8,7 @@ import json
 import uuid
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, NamedTuple
 
@@ -104,10 +104,7 @@ class Aggregate(BaseModel):
             },
         )
         state = self.__dict__
-        saved = state.copy()
-        for key, value in saved.items():
-            if type(value) not in _IMMUTABLE_TYPES and not isinstance(value, _IMMUTABLE):
-                saved[key] = copy.deepcopy(value)
+        saved = _copied(state)
         try:
             self.apply(stamped)
         except BaseException:
@@ -152,10 +149,34 @@ class Aggregate(BaseModel):
             self.apply(event)
             state["version"] = event.aggregate_version
 
+    def _savepoint(self) -> Callable[[], None]:
+        """A function that puts state, version and pending events back as they are now: how a
+        command that fails inside a reaction's unit of work leaves nothing behind."""
+        state = self.__dict__
+        saved = _copied(state)
+        pending = self._pending_list()
+        count = len(pending)
+
+        def restore() -> None:
+            state.clear()
+            state.update(saved)
+            del pending[count:]
+
+        return restore
+
     def _pending_list(self) -> list[Event]:
         # Straight from pydantic's private storage: `self._pending` goes through __getattr__.
         pending: list[Event] = self.__pydantic_private__["_pending"]  # type: ignore[index]
         return pending
+
+
+def _copied(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with every value that could be changed in place deep-copied."""
+    saved = state.copy()
+    for key, value in saved.items():
+        if type(value) not in _IMMUTABLE_TYPES and not isinstance(value, _IMMUTABLE):
+            saved[key] = copy.deepcopy(value)
+    return saved
 
 
 _fingerprints: weakref.WeakKeyDictionary[type[Aggregate], str] = weakref.WeakKeyDictionary()

@@ -155,8 +155,9 @@ class Flow:
         uncommitted (no positions); the reaction commits them with its checkpoint, stamped
         with the input event's causation and correlation (the command's own metadata and
         ``metadata=`` are not applied), and publishes them. No command is recorded: the
-        checkpoint move is what makes the effects happen once. Conflicts retry the reaction's
-        handler as a whole.
+        checkpoint move is what makes the effects happen once. A command handler that raises
+        leaves none of its events in that unit. Conflicts retry the reaction's handler as a
+        whole.
         """
         if isinstance(wait_for, str):
             raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
@@ -255,9 +256,12 @@ class Flow:
             )
         store = self._commit_store()
         if store is not None and uow.store is not None and store is not uow.store:
+            ours = repr(store)
+            if ours == repr(uow.store):
+                ours += " (another instance)"
             raise ValueError(
                 f"{type(command).__name__} was dispatched {where} through a Flow whose store is "
-                f"{store!r}, but the reaction commits to {uow.store!r}; nothing was dispatched. "
+                f"{ours}, but the reaction commits to {uow.store!r}; nothing was dispatched. "
                 "Give the reaction a Flow on its own store (or one without store=)."
             )
         return await uow.join(handler, command)

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from .errors import AggregateExists, ConcurrencyError
+from .errors import AggregateExists, CheckpointConflict, ConcurrencyError
 from .flow import Flow, _backoff, _RetryLocks, _StreamLock
 from .messages import Event
 from .stores.base import EventStore, StreamAppend
@@ -76,9 +76,12 @@ class Reaction(Subscription):
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         commit_store = flow._commit_store()
         if commit_store is not None and commit_store is not store:
+            theirs = repr(commit_store)
+            if theirs == repr(store):
+                theirs += " (another instance)"
             raise ValueError(
-                f"Reaction {name!r} commits to {store!r}, but its flow commits to "
-                f"{commit_store!r}. Give it a Flow on the same store (or one without store=)."
+                f"Reaction {name!r} commits to {store!r}, but its flow commits to {theirs}. "
+                "Give it a Flow on the same store object (or one without store=)."
             )
         self.react = handler
         self.flow = flow
@@ -174,10 +177,20 @@ class Reaction(Subscription):
             committed = await self.store.append_streams(appends, metadata=envelope, checkpoint=move)
         except ConcurrencyError:
             raise  # nothing was stored: the handler runs again
+        except CheckpointConflict as exc:
+            if exc.actual != position:
+                raise
+            # An earlier commit of this very input landed after we stopped hearing from it
+            # (cancelled, lost reply) and a restart read the checkpoint before it: its effects
+            # are stored, so these are a repeat. Drop them; the event is done.
+            self._checkpoint = self._position = position
+            return
         except BaseException:
             self._uncertain = True
             raise
-        self._checkpoint = position
+        # Committed: from here on a cancellation (a slow listener) must not save the position
+        # before this event over the checkpoint that just moved past it.
+        self._checkpoint = self._position = position
         await self.flow.bus.publish(committed)
         for pending in touched:
             if pending.repository is not None:

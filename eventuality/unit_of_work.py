@@ -146,14 +146,26 @@ class UnitOfWork:
         """Run a command's handler in this unit (a dispatch inside a reaction) and return the
         events it recorded, not yet committed (no positions): the reaction commits them.
 
+        A command is all or nothing here too: if its handler raises, the aggregates tracked
+        before it are put back as they were and those it loaded are forgotten, so a reaction
+        handler that catches the error commits none of the failed command's events.
+
         :raises UncommittedEventsError: the handler returned events no repository tracks.
         """
+        entries = dict(self._entries)
+        undo = [entry.aggregate._savepoint() for entry in entries.values()]
         before = {id(event) for event in self.recorded()}
-        result = handler(command)
-        if inspect.isawaitable(result):
-            result = await result
-        recorded = self.recorded()
-        check_result(self, result, [recorded])
+        try:
+            result = handler(command)
+            if inspect.isawaitable(result):
+                result = await result
+            recorded = self.recorded()
+            check_result(self, result, [recorded])
+        except BaseException:
+            for restore in undo:
+                restore()
+            self._entries = entries
+            raise
         return [event for event in recorded if id(event) not in before]
 
     def active(self) -> UnitOfWork:

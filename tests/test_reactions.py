@@ -58,8 +58,28 @@ async def test_a_flow_on_another_store_is_refused_when_built(
 ) -> None:
     other = InMemoryEventStore()
 
-    with pytest.raises(ValueError, match="same store"):
+    with pytest.raises(
+        ValueError, match=r"flow commits to InMemoryEventStore\(\) \(another instance\)"
+    ):
         Reaction(memory, "r", _nothing, flow=Flow(store=other))
+
+
+async def test_a_dispatch_through_a_flow_on_another_store_stops_the_reaction_saying_so(
+    memory: InMemoryEventStore,
+) -> None:
+    elsewhere = _todo_flow(InMemoryEventStore())
+
+    async def react(event: Event) -> None:
+        if event.aggregate_id == "a":
+            await elsewhere.dispatch(CreateTodo(id="b", description="x"))
+
+    await _todo_flow(memory).dispatch(CreateTodo(id="a", description="first"))
+    reaction = Reaction(memory, "r", react, flow=Flow())
+
+    with pytest.raises(ValueError, match=r"InMemoryEventStore\(\) \(another instance\)"):
+        await reaction.catch_up()
+
+    assert await memory.stream_version("Todo-b") == 0
 
 
 async def test_a_dispatch_inside_a_reaction_returns_its_events_uncommitted(

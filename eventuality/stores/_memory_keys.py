@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import CheckpointConflict
 from ._keys import KeyClaims, KeyConflict, SubjectKey
 from .commands import CommandRecord
-from .rows import AppendRequest, Snapshot, StoredEvent
+from .rows import AppendRequest, CheckpointMove, Snapshot, StoredEvent
 
 __all__ = ["MemorySubjectKeys"]
 
@@ -16,6 +17,7 @@ class MemorySubjectKeys:
     """The ``SubjectKeys`` tier for :class:`~eventuality.stores.memory.MemoryBackend`."""
 
     _snapshots: dict[str, dict[int, Snapshot]]
+    _checkpoints: dict[str, int]
 
     def __init__(self) -> None:
         self._keys: dict[str, SubjectKey] = {}
@@ -23,7 +25,9 @@ class MemorySubjectKeys:
         self._subject_streams: dict[str, set[str]] = {}
         self._forgotten_streams: set[str] = set()
 
-    def _append_now(self, requests: Sequence[AppendRequest]) -> list[StoredEvent]:
+    def _append_now(
+        self, requests: Sequence[AppendRequest], *, replay: bool = True
+    ) -> list[StoredEvent]:
         raise NotImplementedError
 
     def _append_recorded(
@@ -47,16 +51,21 @@ class MemorySubjectKeys:
         requests: Sequence[AppendRequest],
         claims: KeyClaims,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
         await self._pause()
+        if move is not None and self._checkpoints.get(move.name) != move.expected:
+            raise CheckpointConflict(move.name, move.expected, self._checkpoints.get(move.name))
         for key in claims.keys:
             current = self._keys.get(key.subject)
             if (current is not None) if key.subject in claims.new else (current != key):
                 raise KeyConflict(key.subject)
-        if record is None:
-            stored = self._append_now(requests)
-        else:
+        if record is not None:
             stored = self._append_recorded(requests, record)
+        else:  # a checkpointed append is never a repeat (see append_checkpointed)
+            stored = self._append_now(requests, replay=move is None)
+        if move is not None:
+            self._checkpoints[move.name] = move.position
         for key in claims.keys:
             if key.subject in claims.new:
                 self._keys[key.subject] = key

@@ -164,8 +164,9 @@ class PostgresSubjectKeys:
         requests: Sequence[AppendRequest],
         claims: KeyClaims,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
-        return await self._append(requests, claims, record)
+        return await self._append(requests, claims, record, move)
 
     async def forget(self, subject: str) -> bool:
         async with self._transaction("forget a subject") as connection:

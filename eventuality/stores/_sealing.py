@@ -21,7 +21,7 @@ from ..messages import Event
 from ._keys import KeyConflict, new_key, open_rows, seal, sealed_key_ids, subjects_of
 from .boundary import Backend, SubjectKeys
 from .commands import CommandRecord
-from .rows import AppendRequest, StoredEvent
+from .rows import AppendRequest, CheckpointMove, StoredEvent
 
 __all__ = ["append_sealed", "opened"]
 
@@ -33,9 +33,11 @@ async def append_sealed(
     requests: Sequence[AppendRequest],
     events: Sequence[Event],
     command: CommandRecord | None = None,
+    move: CheckpointMove | None = None,
 ) -> list[StoredEvent]:
     """Append ``requests`` (rows in plaintext, in the order of ``events``) with their personal
-    fields sealed; retry when a key claim fails.
+    fields sealed; retry when a key claim fails. ``command`` is recorded, or the checkpoint
+    ``move`` made, in the same transaction (a backend with that tier too).
 
     :raises TransientStoreError: the claims kept failing (a subject forgotten and written over
         and over by others).
@@ -49,10 +51,12 @@ async def append_sealed(
             keys[subject] = new_key(subject)
         sealed, claims = seal(requests, events, keys, frozenset(subjects - found.keys()))
         try:
-            if command is None:
-                stored = await keeper.append_with_keys(sealed, claims)
-            else:  # recorded in the same transaction (the backend has the commands tier too)
+            if move is not None:  # moved in the same transaction (it has the reactions tier)
+                stored = await keeper.append_with_keys(sealed, claims, move=move)
+            elif command is not None:  # recorded in the same transaction (commands tier)
                 stored = await keeper.append_with_keys(sealed, claims, command)
+            else:
+                stored = await keeper.append_with_keys(sealed, claims)
         except KeyConflict:
             continue
         await _check_replay(keeper, requests, sealed, stored)

@@ -19,7 +19,7 @@ import anyio
 
 from ._keys import KeyClaims, KeyConflict, SubjectKey
 from .commands import CommandRecord
-from .rows import AppendRequest, StoredEvent
+from .rows import AppendRequest, CheckpointMove, StoredEvent
 
 __all__ = ["TABLES", "SQLiteSubjectKeys", "claim"]
 
@@ -155,6 +155,7 @@ class SQLiteSubjectKeys:
         requests: Sequence[AppendRequest],
         record: CommandRecord | None = None,
         claims: KeyClaims | None = None,
+        checkpoint: CheckpointMove | None = None,
     ) -> Awaitable[list[StoredEvent]]:
         raise NotImplementedError
 
@@ -169,8 +170,9 @@ class SQLiteSubjectKeys:
         requests: Sequence[AppendRequest],
         claims: KeyClaims,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
-        return await self.append(requests, record, claims)
+        return await self.append(requests, record, claims, move)
 
     async def forget(self, subject: str) -> bool:
         async with self._writer_lock:

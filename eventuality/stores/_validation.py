@@ -152,18 +152,12 @@ def checked_name(name: str) -> str:
     return name
 
 
-def checked_move(move: CheckpointMove, with_command: bool, personal: bool) -> CheckpointMove:
+def checked_move(move: CheckpointMove, with_command: bool) -> CheckpointMove:
     """``move`` if an append can carry it (its name checked), else a clear error."""
     if with_command:
         raise ValueError(
             "append_streams() takes a command record or a checkpoint move, not both: the "
             "checkpoint move is the guard against a repeat already. Nothing was stored."
-        )
-    if personal:
-        raise ValueError(
-            "events with personal data cannot be appended with a checkpoint move yet (their "
-            "keys are written by another path); nothing was stored. Dispatch them from a "
-            "Subscription handler through Flow.dispatch instead."
         )
     position = move.position
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:

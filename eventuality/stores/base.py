@@ -215,7 +215,9 @@ class EventStore(LifecycleCalls):
         if personal:
             self.require("personal_data", "append events with personal data")
         if checkpoint is not None:
-            stored = await self._append_checkpointed(requests, checkpoint, command, personal)
+            stored = await self._append_checkpointed(
+                requests, events, checkpoint, command, personal
+            )
         elif command is not None:
             commands: Commands = self._tier("commands", "record a command")
             checked_key(command.key)
@@ -256,13 +258,18 @@ class EventStore(LifecycleCalls):
     async def _append_checkpointed(
         self,
         requests: list[AppendRequest],
+        events: list[Event],
         move: CheckpointMove,
         command: CommandRecord | None,
         personal: bool,
     ) -> list[StoredEvent]:
-        """The rows and the checkpoint move, through the backend's reactions tier."""
+        """The rows and the checkpoint move, through the backend's reactions tier; events with
+        personal data are sealed and their keys claimed in the same step (the backend has the
+        personal-data tier too: ``append_streams`` required it)."""
         backend: Reactions = self._tier("reactions", "move a checkpoint with an append")
-        checked = checked_move(move, command is not None, personal)
+        checked = checked_move(move, command is not None)
+        if personal:
+            return await append_sealed(self._backend, requests, events, move=checked)
         return await backend.append_checkpointed(requests, checked)
 
     def _woken(self) -> None:

@@ -303,12 +303,16 @@ class SubjectKeys(Protocol):
         requests: Sequence[AppendRequest],
         claims: KeyClaims,
         record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
     ) -> list[StoredEvent]:
         """``append``, plus in the same transaction: insert each key of ``claims.new`` unless
         its subject has a key already, check each other key is still its subject's, and
         record ``claims.links`` (subject, stream id). A claim that fails rolls everything
         back and raises :class:`KeyConflict`. ``record`` is passed only to a backend that also
-        has the ``commands`` tier: store it as ``append_command`` does, in the same step."""
+        has the ``commands`` tier: store it as ``append_command`` does, in the same step.
+        ``move`` is passed only to a backend that also has the ``reactions`` tier: move the
+        checkpoint as ``append_checkpointed`` does, in the same step (a reaction committing
+        personal data)."""
         ...
 
     async def forget(self, subject: str) -> bool:

@@ -24,6 +24,7 @@ from eventuality.testing.contract.log_read import *  # noqa: F403
 from eventuality.testing.contract.log_verbatim import *  # noqa: F403
 from eventuality.testing.contract.reactions import *  # noqa: F403
 from eventuality.testing.contract.reactions_atomic import *  # noqa: F403
+from eventuality.testing.contract.reactions_personal import *  # noqa: F403
 from eventuality.testing.contract.snapshots import *  # noqa: F403
 from eventuality.testing.contract.streams import *  # noqa: F403
 from eventuality.testing.contract.streams_atomic import *  # noqa: F403

@@ -20,11 +20,12 @@ each saying why. One tier alone: ``from eventuality.testing.contract.log_append 
 Modules: ``log_append``, ``log_duplicates``, ``log_read``, ``log_verbatim``, ``log_live``,
 ``lifecycle``, ``alike`` (the event log, which every store implements); ``checkpoints``,
 ``snapshots``, ``transactions``, ``locks``, ``streams``, ``streams_atomic``, ``personal``,
-``commands``, ``reactions_atomic`` and ``reactions`` (the optional tiers; ``streams`` and
-``streams_atomic``: deleting, truncating, archiving and restoring streams; ``personal``:
-personal data and ``forget``; ``commands``: commands recorded under idempotency keys;
-``reactions_atomic``: appends that move a checkpoint; ``reactions``:
-:class:`~eventuality.Reaction` on the store).
+``commands``, ``reactions_atomic``, ``reactions`` and ``reactions_personal`` (the optional
+tiers; ``streams`` and ``streams_atomic``: deleting, truncating, archiving and restoring
+streams; ``personal``: personal data and ``forget``; ``commands``: commands recorded under
+idempotency keys; ``reactions_atomic``: appends that move a checkpoint; ``reactions``:
+:class:`~eventuality.Reaction` on the store; ``reactions_personal``: reactions that commit
+personal data, which needs the personal-data tier too).
 """
 
 from . import (
@@ -41,6 +42,7 @@ from . import (
     personal,
     reactions,
     reactions_atomic,
+    reactions_personal,
     snapshots,
     streams,
     streams_atomic,
@@ -69,6 +71,7 @@ from .log_verbatim import *  # noqa: F403
 from .personal import *  # noqa: F403
 from .reactions import *  # noqa: F403
 from .reactions_atomic import *  # noqa: F403
+from .reactions_personal import *  # noqa: F403
 from .snapshots import *  # noqa: F403
 from .streams import *  # noqa: F403
 from .streams_atomic import *  # noqa: F403
@@ -100,6 +103,7 @@ MODULES = (
     personal,
     reactions,
     reactions_atomic,
+    reactions_personal,
     snapshots,
     streams,
     streams_atomic,
