@@ -40,7 +40,9 @@ class Reaction(Subscription):
     loads, up to ``retries`` times (default: the flow's). A handler that raises stops the
     reaction with that error, its checkpoint just before that event: a restart handles it
     again. Events that lead to nothing move the checkpoint ``checkpoint_every`` at a time (it
-    never passes an event whose effects are not committed).
+    never passes an event whose effects are not committed). ``partitions=N`` splits the log by
+    stream as for a :class:`~eventuality.Subscription`: each partition moves its own checkpoint
+    with its effects, and on PostgreSQL several processes share them.
 
     :raises UnsupportedOperation: ``store`` cannot move a checkpoint with an append.
     :raises ValueError: ``flow`` commits to another store.
@@ -57,6 +59,7 @@ class Reaction(Subscription):
         checkpoint_every: int = 100,
         on_unknown: OnUnknown = "stop",
         retries: int | None = None,
+        partitions: int | None = None,
     ) -> None:
         if not isinstance(flow, Flow):
             raise TypeError(f"flow must be a Flow, not {flow!r}")
@@ -65,10 +68,11 @@ class Reaction(Subscription):
         super().__init__(
             store,
             name,
-            self._react,
+            handler,
             event_types=event_types,
             checkpoint_every=checkpoint_every,
             on_unknown=on_unknown,
+            partitions=partitions,
         )
         if retries is None:
             retries = flow.retries
@@ -117,7 +121,7 @@ class Reaction(Subscription):
         if not self._uncertain:
             await super()._save()
 
-    async def _react(self, event: Event) -> None:
+    async def _handle(self, event: Event) -> None:
         """Run the handler for ``event`` in a unit of work and commit what it recorded with the
         checkpoint; on a conflict, run it again on fresh loads."""
         attempt = 0

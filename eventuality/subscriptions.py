@@ -233,9 +233,7 @@ class Subscription:
                         self._position = max(self._position, event)
                     else:
                         try:
-                            result = self.handler(event)
-                            if inspect.isawaitable(result):
-                                await result
+                            await self._handle(event)
                         except Exception as exc:
                             self._handler_error = exc
                             raise
@@ -259,6 +257,13 @@ class Subscription:
         with anyio.CancelScope(shield=True):
             await self._save()
         return handled
+
+    async def _handle(self, event: Event) -> None:
+        """Hand ``event`` to the handler (a subclass may wrap it: a partition's copy calls
+        its own override, so nothing may be bound to the original instance)."""
+        result = self.handler(event)
+        if inspect.isawaitable(result):
+            await result
 
     async def _advance(self, position: int) -> None:
         """Move past events the type filter left out, up to ``position``."""
