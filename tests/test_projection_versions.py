@@ -17,6 +17,7 @@ from eventuality import (
     Transaction,
     wait_for_subscriptions,
 )
+from tests._readme import readme_block, run_python
 from tests.conftest import make_store
 from tests.domain import Todo, TodoCreated, TodoRenamed
 
@@ -309,3 +310,12 @@ def test_a_versioned_projection_names_its_tables() -> None:
     with pytest.raises(ValueError, match="not one of the tables"):
         projection.table("u")
     assert projection.table("t") == "t_v3"
+
+
+def test_readme_rebuild_example_runs(tmp_path: Path) -> None:
+    (tmp_path / "rebuild_example.py").write_text(readme_block("rebuild-example"))
+
+    before, after = run_python(tmp_path, "rebuild_example.py").splitlines()
+
+    assert before == "[('1', 'buy milk')]"
+    assert after == "[('1', 'buy milk', 2)]"
