@@ -16,7 +16,7 @@ process runs it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from .errors import ProjectionRetired, ProjectionVersionError, StoreError
@@ -35,6 +35,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _SERIALISE = f"SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.{RECORD_TABLE}'))"
 
 Switch = Literal["auto", "manual"]
+SetUp = Callable[[NamedTransaction], Awaitable[None]]
 _Record = tuple[int, tuple[str, ...]]
 
 
@@ -104,17 +105,17 @@ class Versions:
             record = await self._record(tx, lock="")
         return None if record is None else record[0]
 
-    async def set_up(self, tx: NamedTransaction) -> None:
-        """Before the user's set-up: refuse a retired version (and make the record table)."""
+    async def set_up(self, tx: NamedTransaction, setup: SetUp | None) -> None:
+        """Run the user's ``setup`` in ``tx``, unless this version is retired; the first
+        version set up serves readers at once."""
         if _postgres(tx):
             await tx.execute(_SERIALISE)
         await tx.execute(_CREATE_RECORD)
         record = await self._record(tx, lock="UPDATE")
-        self._refuse_retired(record)
-
-    async def go_live_if_first(self, tx: NamedTransaction) -> None:
-        """After the user's set-up: the first version set up serves readers at once."""
-        record = await self._record(tx, lock="UPDATE")
+        if record is not None and record[0] > self.version:
+            return  # retired: its first batch or pass says so; its tables may be views now
+        if setup is not None:
+            await setup(tx)
         if record is None:
             await self._repoint(tx, None)
             await self._write_record(tx, exists=False)
@@ -139,9 +140,16 @@ class Versions:
         self.live = True  # the next batch's check() reads it again, should this roll back
 
     async def after_pass(self) -> None:
-        """``switch="auto"``: a pass that had nothing to commit may still end caught up."""
-        if self.switch == "auto" and not self.live:
+        """After each pass of a version not live: stop if a later one is; with
+        ``switch="auto"``, take over (a pass with nothing to commit may end caught up)."""
+        if self.live:
+            return
+        if self.switch == "auto":
             await self._switch(refuse_behind=False)
+            return
+        sql = f"SELECT live, tables FROM {RECORD_TABLE} WHERE name = :name"
+        for live, _ in await self.store.query(sql, name=self.name):
+            self._refuse_retired((int(live), ()))
 
     async def switch_over(self) -> bool:
         """Make this version the one readers see; False if it was already.

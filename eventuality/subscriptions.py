@@ -347,11 +347,9 @@ class Projection(Subscription):
             return
         async with self.store.transaction() as tx:
             if self.versions is not None:
-                await self.versions.set_up(tx)
-            if self.setup is not None:
+                await self.versions.set_up(tx, self.setup)
+            elif self.setup is not None:
                 await self.setup(tx)
-            if self.versions is not None:
-                await self.versions.go_live_if_first(tx)
         self._set_up_done = True
 
     def table(self, name: str) -> str:

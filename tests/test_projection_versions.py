@@ -176,8 +176,20 @@ async def test_the_old_version_stops_once_a_later_one_is_live(store: EventStore)
     await old.run()  # returns: a retired version does not keep running
 
     assert await store.get_checkpoint("todos") == at
+    restarted = version_1(store, switch="manual")
+    await restarted.set_up()  # a runner still starts; version 1's setup does not run
     with pytest.raises(ProjectionRetired):
-        await version_1(store).set_up()
+        await restarted.catch_up()
+
+
+async def test_a_retired_version_with_nothing_to_handle_stops_too(store: EventStore) -> None:
+    await _two_todos(store)
+    await version_1(store).catch_up()
+    await version_2(store).catch_up()
+
+    for switch in ("auto", "manual"):
+        with pytest.raises(ProjectionRetired):
+            await version_1(store, switch=switch).catch_up()
 
 
 async def test_a_retired_version_drops_its_tables(store: EventStore) -> None:
