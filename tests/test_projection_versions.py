@@ -1,5 +1,6 @@
 """Rebuilding a projection without downtime: version 2 builds beside version 1, then switches."""
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from eventuality import (
     Projection,
     ProjectionRetired,
     ProjectionVersionError,
+    SQLiteEventStore,
     SubscriptionRunner,
     SubscriptionTimeout,
     Transaction,
@@ -301,6 +303,36 @@ async def test_versions_in_two_processes_share_the_record(kind: str, tmp_path: P
         assert await here.query(LIVE) == V2_ROWS
         with pytest.raises(ProjectionRetired):
             await old.catch_up()
+
+
+async def test_a_version_running_in_another_process_stops_at_the_switch(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with SQLiteEventStore(path) as store:
+        last = await _two_todos(store)
+        async with await anyio.open_process(
+            [sys.executable, "-m", "tests._versions_child", str(path)]
+        ) as child:
+            assert child.stdout is not None
+            output = b""
+            try:
+                with anyio.fail_after(60):  # guards against a hang, not a timing check
+                    while b"running" not in output:
+                        output += await child.stdout.receive()
+                at = await store.get_checkpoint("todos")
+                assert at == last
+
+                await version_2(store).catch_up()
+                await _save(store, "c", "later")
+
+                with anyio.fail_after(60):
+                    output += b"".join([chunk async for chunk in child.stdout])
+                    assert await child.wait() == 0
+            finally:
+                if child.returncode is None:
+                    child.kill()
+        assert output.decode().split() == ["running", "stopped"]
+        assert await store.get_checkpoint("todos") == at
+        assert await store.query(LIVE) == V2_ROWS
 
 
 def test_a_versioned_projection_names_its_tables() -> None:
