@@ -24,6 +24,8 @@ from .errors import EventualityError as EventualityError
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
 from .errors import InvalidStoreURL as InvalidStoreURL
 from .errors import PartitionsChanged as PartitionsChanged
+from .errors import ProjectionRetired as ProjectionRetired
+from .errors import ProjectionVersionError as ProjectionVersionError
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StoreBusyError as StoreBusyError
 from .errors import StoreClosedError as StoreClosedError
@@ -101,6 +103,8 @@ __all__ = [
     "PersonalData",
     "PostgresEventStore",
     "Projection",
+    "ProjectionRetired",
+    "ProjectionVersionError",
     "Reaction",
     "Repository",
     "SQLiteEventStore",

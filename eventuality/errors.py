@@ -17,6 +17,8 @@
     ├── PartitionsChanged       also ValueError: a name stored with another partition count
     ├── SubscriptionTimeout     also TimeoutError: a read-your-writes wait ran out
     ├── UnknownSubscription     also LookupError: no subscription has that name
+    ├── ProjectionVersionError  a projection version cannot do that (switch over, retire) now
+    │   └── ProjectionRetired   a later version of the projection is live: this one stops
     ├── UnsupportedEventLoop    also RuntimeError: the store needs asyncio
     ├── UnsupportedOperation    also NotImplementedError: the store's backend lacks a tier
     ├── TransactionError        a write the store cannot take inside store.transaction()
@@ -53,6 +55,8 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidStoreURL",
     "PartitionsChanged",
+    "ProjectionRetired",
+    "ProjectionVersionError",
     "SchemaVersionError",
     "StoreBusyError",
     "StoreClosedError",
@@ -419,6 +423,31 @@ class UnknownSubscription(EventualityError, LookupError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.name, self.known)
+
+
+class ProjectionVersionError(_Described):
+    """Version ``version`` of projection ``name`` cannot do what was asked while version
+    ``live`` is live (``None``: none is)."""
+
+    def __init__(self, message: str, *, name: str, version: int, live: int | None) -> None:
+        self.name = name
+        self.version = version
+        self.live = live
+        super().__init__(message)
+
+
+class ProjectionRetired(ProjectionVersionError):
+    """A later version of the projection is live: this version writes nothing more."""
+
+    def __init__(self, name: str, version: int, live: int) -> None:
+        super().__init__(
+            f"version {version} of projection {name!r} is retired: version {live} is live "
+            f"(it switched over). Stop running version {version}; once no reader needs its "
+            "tables, drop them with its retire().",
+            name=name,
+            version=version,
+            live=live,
+        )
 
 
 class UnsupportedEventLoop(EventualityError, RuntimeError):

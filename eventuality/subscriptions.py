@@ -27,7 +27,8 @@ from ._progress import (
     wait_for_subscriptions,
 )
 from ._runner import SubscriptionRunner
-from .errors import CheckpointConflict, UnknownEventType
+from ._versions import Switch, Versions
+from .errors import CheckpointConflict, ProjectionRetired, UnknownEventType
 from .messages import Event
 from .stores._partition_hash import check_partitions
 from .stores.base import EventStore, Transaction
@@ -296,6 +297,11 @@ class Projection(Subscription):
     :param setup: ``async setup(tx)`` creates what the read model needs (``CREATE TABLE IF NOT
         EXISTS ...``) in a transaction of its own, before the first pass in this process and
         when :class:`SubscriptionRunner` starts. It runs at every start, so make it idempotent.
+    :param version: rebuild without downtime (:mod:`~eventuality._versions`): version ``n``
+        keeps its checkpoint as ``name@vn`` (1: ``name``) and writes ``table(t)`` for each of
+        ``tables``, the names readers query, which answer with the live version's tables.
+    :param switch: ``"auto"``: take over from the live version once caught up with the log's
+        end; ``"manual"``: only at :meth:`switch_over`.
     """
 
     def __init__(
@@ -309,7 +315,21 @@ class Projection(Subscription):
         setup: SetUp | None = None,
         on_unknown: OnUnknown = "stop",
         partitions: int | None = None,
+        version: int | None = None,
+        tables: Iterable[str] = (),
+        switch: Switch = "auto",
     ) -> None:
+        if version is not None and partitions is not None:
+            raise ValueError(
+                f"Projection {name!r} takes version= or partitions=, not both yet: a version "
+                "switches over when its one checkpoint reaches the log's end. Rebuild the new "
+                "version unpartitioned, or run partitions under a new name."
+            )
+        self.versions = None if version is None else Versions(store, name, version, tables, switch)
+        if self.versions is not None:
+            name = self.versions.checkpoint_name
+        elif tables:
+            raise ValueError(f"tables={tables!r} needs a version= (see Projection's version)")
         super().__init__(
             store,
             name,
@@ -343,11 +363,49 @@ class Projection(Subscription):
     async def set_up(self) -> None:
         """Run ``setup`` in a transaction of its own, once per instance: the read model's
         tables exist when this returns. ``catch_up()``, ``run()`` and the runner call it."""
-        if self.setup is None or self._set_up_done:
+        if (self.setup is None and self.versions is None) or self._set_up_done:
             return
         async with self.store.transaction() as tx:
-            await self.setup(tx)
+            if self.versions is not None:
+                await self.versions.set_up(tx, self.setup)
+            elif self.setup is not None:
+                await self.setup(tx)
         self._set_up_done = True
+
+    def table(self, name: str) -> str:
+        """This version's table for ``name`` (one of ``tables``): ``todo_list_v2`` in version 2."""
+        return self._versioned("name its tables").table(name)
+
+    async def switch_over(self) -> bool:
+        """Make this version the one readers see, in one transaction; False if it was already.
+
+        :raises ProjectionVersionError: it has not caught up with the log's end.
+        :raises ProjectionRetired: a later version is live.
+        """
+        await self.set_up()
+        return await self._versioned("switch over").switch_over()
+
+    async def retire(self) -> None:
+        """Drop this version's tables once a later version is live (readers of it fail then)."""
+        await self._versioned("retire").retire()
+
+    def _versioned(self, what: str) -> Versions:
+        if self.versions is None:
+            raise TypeError(f"projection {self.name!r} has no version= to {what} with")
+        return self.versions
+
+    async def run(self) -> None:
+        """As :meth:`Subscription.run`; a version retired by a later one returns, logged."""
+        try:
+            await super().run()
+        except ProjectionRetired as exc:
+            logger.info("projection %r stopped: %s", self.name, exc)
+
+    async def _pass(self) -> int:
+        handled = await super()._pass()
+        if self.versions is not None:
+            await self.versions.after_pass()
+        return handled
 
     async def _handle_until_end(self) -> int:
         handled = 0
@@ -380,6 +438,8 @@ class Projection(Subscription):
             stored = await tx.get_checkpoint(self.name)
             if stored != self._checkpoint:
                 raise CheckpointConflict(self.name, self._checkpoint, stored)
+            if self.versions is not None:
+                await self.versions.check(tx)
             for event in batch:
                 if isinstance(event, int):
                     position = max(position, event)
@@ -397,6 +457,8 @@ class Projection(Subscription):
             moved = position != (stored or 0)
             if moved:
                 await tx.set_checkpoint(self.name, position, stored)
+            if self.versions is not None:
+                await self.versions.after_batch(tx, position)
         if moved:
             self._checkpoint = position
         self._position = position
