@@ -56,6 +56,7 @@ from .messages import event_class as event_class
 from .messages import register_upcaster as register_upcaster
 from .messages import upcaster as upcaster
 from .personal import PersonalData as PersonalData
+from .projections import Projection as Projection
 from .reactions import Reaction as Reaction
 from .repository import Repository as Repository
 from .stores import EventStore as EventStore
@@ -70,7 +71,6 @@ from .stores.lifecycle import StreamArchival as StreamArchival
 from .stores.lifecycle import StreamRestoration as StreamRestoration
 from .stores.lifecycle import Tombstone as Tombstone
 from .stores.rows import CheckpointMove as CheckpointMove
-from .subscriptions import Projection as Projection
 from .subscriptions import Subscription as Subscription
 from .subscriptions import SubscriptionRunner as SubscriptionRunner
 from .subscriptions import SubscriptionStatistics as SubscriptionStatistics
