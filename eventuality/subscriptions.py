@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import anyio
 
+from . import _telemetry
 from ._log import log_after
 from ._partitions import Partitions, refuse_partitioned
 from ._progress import (
@@ -214,7 +215,8 @@ class Subscription:
     async def _pass(self) -> int:
         """One pass to the end of the log as it was when the pass began."""
         horizon = await self.store.last_position()
-        handled = await self._handle_until_end()
+        with _telemetry.passing(self, horizon):
+            handled = await self._handle_until_end()
         if horizon > self._position:
             await self._advance(horizon)
         return handled
@@ -233,9 +235,10 @@ class Subscription:
                         self._position = max(self._position, event)
                     else:
                         try:
-                            result = self.handler(event)
-                            if inspect.isawaitable(result):
-                                await result
+                            with _telemetry.handling(self, event):
+                                result = self.handler(event)
+                                if inspect.isawaitable(result):
+                                    await result
                         except Exception as exc:
                             self._handler_error = exc
                             raise
@@ -380,8 +383,9 @@ class Projection(Subscription):
                     position = max(position, event)
                     continue
                 try:
-                    async with tx.savepoint():
-                        await self.project(event, tx)
+                    with _telemetry.handling(self, event):
+                        async with tx.savepoint():
+                            await self.project(event, tx)
                 except Exception as exc:
                     failure = exc
                     break
