@@ -19,7 +19,8 @@ spans for store calls, messaging "process" spans for subscriptions):
 - ``load {AggregateType}`` (INTERNAL): ``eventuality.aggregate.type``, ``eventuality.stream.id``,
   ``eventuality.load.events_replayed``, ``eventuality.load.from_snapshot``,
   ``eventuality.aggregate.version``.
-- ``publish`` (INTERNAL): ``eventuality.events``, ``eventuality.publish.failures``; a child
+- ``publish`` (INTERNAL, when the bus has listeners): ``eventuality.events``,
+  ``eventuality.publish.failures``; a child
   ``listener {name}`` span with the exception marks each listener failure.
 - ``process {subscription}`` (CONSUMER), one per handled event of a Subscription, Projection or
   Reaction: a child of the event's creation context (so the handling continues the trace of the
@@ -303,8 +304,8 @@ class _Instrumentation:
     async def publish(
         self, bus: EventBus, publish: Callable[[list[Event]], Awaitable[None]], events: list[Event]
     ) -> None:
-        if not events:
-            return await publish(events)
+        if not events or not bus.statistics().listeners:
+            return await publish(events)  # nothing to deliver: no span
         failures = [0]
         token = _publishing.set(failures)
         try:
