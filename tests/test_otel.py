@@ -4,6 +4,7 @@ nothing at all (no import, no metadata key) while instrumentation is off."""
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -20,6 +21,7 @@ from eventuality import (
 )
 from eventuality.stores.base import EventStore
 from tests._otel import Telemetry, instrumented, parent_of, span_id, trace_id
+from tests._readme import readme_block, run_python
 from tests.conftest import requires_postgres
 from tests.domain import CreateTodo, MarkAsCompleted, RenameTodo, Todo, TodoCreated, TodoRenamed
 
@@ -344,7 +346,7 @@ async def test_dispatch_duration_is_recorded_by_command_type_and_outcome(
 
 
 async def test_sqlite_append_injects_the_context_it_stores(
-    telemetry: Telemetry, tmp_path: object
+    telemetry: Telemetry, tmp_path: Path
 ) -> None:
     path = f"{tmp_path}/events.db"
     async with SQLiteEventStore(path) as store:
@@ -354,3 +356,19 @@ async def test_sqlite_append_injects_the_context_it_stores(
 
     append = telemetry.span("append")
     assert stored.metadata["traceparent"].split("-")[2] == f"{span_id(append):016x}"
+
+
+def test_readme_example_prints_one_trace(tmp_path: Path) -> None:
+    (tmp_path / "otel_example.py").write_text(readme_block("otel-example"))
+
+    output = run_python(tmp_path, "otel_example.py").splitlines()
+
+    assert output[0] == "['causation_id', 'correlation_id', 'traceparent']"
+    parents = {line.split("<-")[0].strip(): line.split("<-")[1].strip() for line in output[1:]}
+    assert parents == {
+        "POST /todos": "-",
+        "dispatch CreateTodo": "POST /todos",
+        "append": "dispatch CreateTodo",
+        "process todo-list": "append",
+        "process_batch todo-list": "-",
+    }
