@@ -40,20 +40,28 @@ subscription handled is, while it is behind; 0 when caught up).
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind
 
 from . import _telemetry
+from ._otel_consumers import (
+    MAX_LINKS,
+    Current,
+    Lag,
+    Pass,
+    current_batch,
+    event_attributes,
+    failed,
+    messaging_attributes,
+    type_name,
+)
 from .errors import AggregateExists, ConcurrencyError
 from .messages import Command, Event
 
@@ -65,11 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = ["instrument", "instrumented", "uninstrument"]
 
-#: At most this many links on a batch span (the SDK's default limit too).
-MAX_LINKS = 128
-
 _SCOPE = "eventuality"
-_MESSAGING_SYSTEM = "eventuality"
 
 
 def instrument(
@@ -109,19 +113,8 @@ class _Dispatch:
     streams: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Batch:
-    """The events one subscription pass handled, for its batch span."""
-
-    links: list[Link] = field(default_factory=list)
-    count: int = 0
-    first: int | None = None
-    last: int | None = None
-
-
 _dispatching: ContextVar[_Dispatch | None] = ContextVar("eventuality_otel_dispatch", default=None)
 _publishing: ContextVar[list[int] | None] = ContextVar("eventuality_otel_publish", default=None)
-_batch: ContextVar[_Batch | None] = ContextVar("eventuality_otel_batch", default=None)
 
 
 class _Instrumentation:
@@ -148,7 +141,7 @@ class _Instrumentation:
             unit="{retry}",
             description="Handler runs repeated after a concurrency conflict.",
         )
-        self.lag = _Lag()
+        self.lag = Lag()
         meter.create_observable_gauge(
             "eventuality.subscription.lag",
             callbacks=[self._observe_positions],
@@ -214,7 +207,7 @@ class _Instrumentation:
                     span.set_attribute("eventuality.dispatch.streams", record.streams)
                 measured = {**attributes, "eventuality.dispatch.outcome": outcome}
                 if error is not None:
-                    measured["error.type"] = _failed(span, error)
+                    measured["error.type"] = failed(span, error)
                 self.dispatch_duration.record(time.perf_counter() - started, measured)
 
     def retrying(self, command: Command, error: Exception, attempt: int) -> None:
@@ -263,7 +256,7 @@ class _Instrumentation:
                 stored = await append(appends, metadata, options["command"], options["checkpoint"])
             except BaseException as exc:
                 if isinstance(exc, Exception):
-                    measured["error.type"] = _failed(span, exc)
+                    measured["error.type"] = failed(span, exc)
                 raise
             finally:
                 self.append_duration.record(time.perf_counter() - started, measured)
@@ -289,7 +282,7 @@ class _Instrumentation:
             try:
                 aggregate = await rebuild
             except Exception as exc:
-                _failed(span, exc)
+                failed(span, exc)
                 raise
             span.set_attribute("eventuality.aggregate.version", aggregate.version)
             return aggregate
@@ -326,11 +319,11 @@ class _Instrumentation:
         with self.tracer.start_as_current_span(
             f"listener {listener}",
             kind=SpanKind.INTERNAL,
-            attributes={"eventuality.listener": listener, **_event_attributes(event)},
+            attributes={"eventuality.listener": listener, **event_attributes(event)},
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            _failed(span, error)
+            failed(span, error)
 
     # --- subscriptions --------------------------------------------------------------------------
 
@@ -338,7 +331,7 @@ class _Instrumentation:
         creation = propagate.extract(event.metadata) if event.metadata else None
         created = trace.get_current_span(creation).get_span_context() if creation else None
         links = [Link(created)] if created is not None and created.is_valid else []
-        batch = _batch.get()
+        batch = current_batch.get()
         if batch is not None:
             batch.count += 1
             batch.first = batch.first if batch.first is not None else event.position
@@ -351,20 +344,20 @@ class _Instrumentation:
             context=creation if links else None,
             kind=SpanKind.CONSUMER,
             attributes={
-                **_messaging_attributes(subscription),
+                **messaging_attributes(subscription),
                 "messaging.operation.type": "process",
                 "messaging.operation.name": "process",
                 "messaging.message.id": str(event.event_id),
-                **_event_attributes(event),
+                **event_attributes(event),
             },
             links=links,
         )
-        return _Current(span)
+        return Current(span)
 
     def passing(self, subscription: Subscription, horizon: int) -> AbstractContextManager[None]:
         self.lag.saw_end(subscription.store, horizon)
         self.lag.watch(subscription)
-        return _Pass(self.tracer, subscription)
+        return Pass(self.tracer, subscription)
 
     def _observe_positions(self, options: CallbackOptions) -> Iterable[Observation]:
         if _telemetry.hooks is not self:
@@ -381,137 +374,8 @@ class _Instrumentation:
         ]
 
 
-class _Current:
-    """Makes ``span`` current while the block runs, records a failure on it, then ends it."""
-
-    __slots__ = ("_span", "_token")
-
-    def __init__(self, span: Span) -> None:
-        self._span = span
-        self._token: Token[Any] | None = None
-
-    def __enter__(self) -> None:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)
-        if isinstance(error, Exception):
-            _failed(self._span, error)
-        self._span.end()
-
-
-class _Pass:
-    """One subscription pass: collects what its events' spans saw, and on exit, if it handled
-    any, records a ``process_batch`` span from the pass's start, linked to their contexts."""
-
-    __slots__ = ("_started", "_subscription", "_token", "_tracer", "batch")
-
-    def __init__(self, tracer: trace.Tracer, subscription: Subscription) -> None:
-        self._tracer = tracer
-        self._subscription = subscription
-        self._started = time.time_ns()
-        self.batch = _Batch()
-        self._token: Token[_Batch | None] | None = None
-
-    def __enter__(self) -> None:
-        self._token = _batch.set(self.batch)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _batch.reset(self._token)
-        batch = self.batch
-        if not batch.count:
-            return
-        span = self._tracer.start_span(
-            f"process_batch {self._subscription.name}",
-            kind=SpanKind.CONSUMER,
-            attributes={
-                **_messaging_attributes(self._subscription),
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process_batch",
-                "messaging.batch.message_count": batch.count,
-                "eventuality.subscription.positions": [batch.first or 0, batch.last or 0],
-            },
-            links=batch.links,
-            start_time=self._started,
-        )
-        if isinstance(error, Exception):
-            _failed(span, error)
-        span.end()
-
-
-class _Lag:
-    """What the lag gauges report: the end of each store's log as last seen in this process
-    (appends through it, and subscriptions' passes), and each watched subscription's position
-    and the time of the newest event it handled."""
-
-    def __init__(self) -> None:
-        self.ends: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-        self.watched: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.newest: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def saw_end(self, store: EventStore, position: int) -> None:
-        if position > self.ends.get(store, 0):
-            self.ends[store] = position
-
-    def watch(self, subscription: Subscription) -> None:
-        self.watched.add(subscription)
-
-    def handled(self, subscription: Subscription, event: Event) -> None:
-        self.newest[subscription] = event.occurred_at.timestamp()
-
-    def observe(self) -> list[tuple[dict[str, Any], int, float | None]]:
-        """(attributes, positions behind, seconds behind or None when unknown) per watched
-        subscription."""
-        now = time.time()
-        found = []
-        for subscription in list(self.watched):
-            position = subscription._position
-            behind = max(self.ends.get(subscription.store, 0) - position, 0)
-            newest = self.newest.get(subscription)
-            seconds = 0.0 if not behind else None if newest is None else max(now - newest, 0.0)
-            found.append((_messaging_attributes(subscription), behind, seconds))
-        return found
-
-
-def _messaging_attributes(subscription: Subscription) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "messaging.system": _MESSAGING_SYSTEM,
-        "messaging.destination.subscription.name": subscription.name,
-        "messaging.consumer.group.name": subscription.name,
-    }
-    partition = subscription._partition
-    if partition is not None:
-        attributes["messaging.destination.partition.id"] = f"{partition[0]}/{partition[1]}"
-    return attributes
-
-
-def _event_attributes(event: Event) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "eventuality.event.type": event.event_type,
-        "eventuality.event.id": str(event.event_id),
-    }
-    if event.position is not None:
-        attributes["eventuality.event.position"] = event.position
-    correlation = event.metadata.get("correlation_id")
-    if isinstance(correlation, str):
-        attributes["messaging.message.conversation_id"] = correlation
-    return attributes
-
-
 def _conflict_attributes(error: Exception, attempt: int) -> dict[str, Any]:
-    attributes: dict[str, Any] = {"eventuality.attempt": attempt, "error.type": _type_name(error)}
+    attributes: dict[str, Any] = {"eventuality.attempt": attempt, "error.type": type_name(error)}
     if isinstance(error, ConcurrencyError):
         attributes["eventuality.stream.id"] = error.stream_id
         if error.expected_version is not None:
@@ -529,22 +393,6 @@ def _outcome(events: list[Event], record: _Dispatch) -> str:
     if events[0].position is None:
         return "joined"
     return "committed" if record.appended else "repeat"
-
-
-def _failed(span: Span, error: BaseException) -> str:
-    """Mark ``span`` failed by ``error`` (status, exception event, ``error.type``)."""
-    name = _type_name(error)
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.set_attribute("error.type", name)
-    return name
-
-
-def _type_name(error: BaseException) -> str:
-    cls = type(error)
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
 
 
 _SYSTEMS = {
