@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from . import _telemetry
 from .messages import Event
 
 __all__ = ["BusStatistics", "EventBus", "Listener"]
@@ -124,6 +125,12 @@ class EventBus:
         Each listener gets its events in order; listeners run concurrently. A listener's failure
         is logged and handed to ``on_error``; it never stops the others.
         """
+        telemetry = _telemetry.hooks
+        if telemetry is not None:
+            return await telemetry.publish(self, self._publish, _telemetry.as_list(events))
+        return await self._publish(events)
+
+    async def _publish(self, events: Iterable[Event]) -> None:
         plan: dict[int, tuple[Listener, list[Event]]] = {}
         count = 0
         for event in events:
@@ -157,6 +164,8 @@ class EventBus:
 
     async def _failed(self, event: Event, listener: Listener, exc: Exception) -> None:
         self._failures += 1
+        if _telemetry.hooks is not None:
+            _telemetry.hooks.listener_failed(event, _name(listener), exc)
         logger.error(
             "listener %s failed on %s event %s (aggregate %s, version %s, position %s)",
             _name(listener),

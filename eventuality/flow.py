@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from . import _telemetry
 from .aggregate import Aggregate
 from .bus import EventBus, _name
 from .errors import AggregateExists, ConcurrencyError, UnknownCommand
@@ -163,6 +164,12 @@ class Flow:
             raise TypeError(f"wait_for takes subscription names, e.g. [{wait_for!r}]")
         if not isinstance(command, Command):
             raise TypeError(f"dispatch() takes a Command instance, not {type(command).__name__}")
+        telemetry = _telemetry.hooks
+        if telemetry is not None and telemetry.opens_dispatch(command):
+            return await telemetry.dispatch(
+                self.dispatch, command, idempotency_key=idempotency_key, metadata=metadata,
+                wait_for=wait_for, wait_timeout=wait_timeout,
+            )  # fmt: skip
         handler = self._handler_for(type(command))
         joined = active_unit_of_work()
         if joined is not None and joined.reaction is not None:
@@ -205,6 +212,8 @@ class Flow:
                         )
                         raise
                     attempt += 1
+                    if _telemetry.hooks is not None:
+                        _telemetry.hooks.retrying(command, exc, attempt)
                     locks.after_conflict(uow.store_of(exc.stream_id), exc.stream_id)
                     await anyio.sleep(_backoff(attempt))
                     await locks.acquire()

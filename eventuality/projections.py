@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
+from . import _telemetry
 from ._progress import progress_of
 from ._versions import Switch, Versions
 from .errors import CheckpointConflict, ProjectionRetired, UnknownEventType
@@ -185,8 +186,9 @@ class Projection(Subscription):
                     position = max(position, event)
                     continue
                 try:
-                    async with tx.savepoint():
-                        await self.project(event, tx)
+                    with _telemetry.handling(self, event):
+                        async with tx.savepoint():
+                            await self.project(event, tx)
                 except Exception as exc:
                     failure = exc
                     break

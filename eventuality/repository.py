@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from . import _telemetry
 from .aggregate import Aggregate, state_fingerprint
 from .errors import AggregateExists, AggregateNotFound, ConcurrencyError, StreamTruncated
 from .messages import Event
@@ -111,7 +112,11 @@ class Repository(Generic[A]):
             known = uow.get(self.store, stream_id)
             if isinstance(known, self.aggregate_class):
                 return known
-        aggregate = await self._rebuild(aggregate_id, stream_id, version)
+        rebuild = self._rebuild(aggregate_id, stream_id, version)
+        telemetry = _telemetry.hooks
+        aggregate = await (
+            rebuild if telemetry is None else telemetry.load(self, rebuild, stream_id)
+        )
         if uow is not None:
             uow.track(aggregate, self.store, self)
         return aggregate
@@ -156,6 +161,8 @@ class Repository(Generic[A]):
         events = await self.store.read_stream(stream_id, from_version=start, to_version=version)
         if events and events[0].aggregate_version != start:
             aggregate, events = await self._past_truncation(stream_id, start, version, events)
+        if _telemetry.hooks is not None:
+            _telemetry.hooks.replayed(len(events), aggregate is not None)
         if aggregate is None:
             if not events:
                 raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)

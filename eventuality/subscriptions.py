@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import anyio
 
+from . import _telemetry
 from ._log import log_after
 from ._partitions import Partitions, refuse_partitioned
 from ._progress import (
@@ -212,7 +213,8 @@ class Subscription:
     async def _pass(self) -> int:
         """One pass to the end of the log as it was when the pass began."""
         horizon = await self.store.last_position()
-        handled = await self._handle_until_end()
+        with _telemetry.passing(self, horizon):
+            handled = await self._handle_until_end()
         if horizon > self._position:
             await self._advance(horizon)
         return handled
@@ -231,7 +233,8 @@ class Subscription:
                         self._position = max(self._position, event)
                     else:
                         try:
-                            await self._handle(event)
+                            with _telemetry.handling(self, event):
+                                await self._handle(event)
                         except Exception as exc:
                             self._handler_error = exc
                             raise

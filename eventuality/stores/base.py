@@ -23,6 +23,7 @@ from typing import Any, Literal, Self, cast
 import anyio
 from pydantic import JsonValue
 
+from .. import _telemetry
 from ..errors import (
     ConcurrencyError,
     StoreClosedError,
@@ -207,6 +208,21 @@ class EventStore(LifecycleCalls):
         :raises UnsupportedOperation: ``command`` on a store without the commands tier, or
             ``checkpoint`` on one without the reactions tier.
         """
+        telemetry = _telemetry.hooks
+        if telemetry is not None:
+            options = {"command": command, "checkpoint": checkpoint}
+            return await telemetry.append(
+                self, self._append_streams, list(appends), metadata, options
+            )
+        return await self._append_streams(appends, metadata, command, checkpoint)
+
+    async def _append_streams(
+        self,
+        appends: Iterable[StreamAppend],
+        metadata: Mapping[str, JsonValue] | None = None,
+        command: CommandRecord | None = None,
+        checkpoint: CheckpointMove | None = None,
+    ) -> list[Event]:
         self._check_open()
         _refuse_inside_transaction(self._backend, "append events")
         extra = checked_metadata(metadata)
