@@ -67,6 +67,7 @@ from .stores.boundary import Capabilities as Capabilities
 from .stores.lifecycle import StreamArchival as StreamArchival
 from .stores.lifecycle import StreamRestoration as StreamRestoration
 from .stores.lifecycle import Tombstone as Tombstone
+from .stores.records import EventRecord as EventRecord
 from .stores.rows import CheckpointMove as CheckpointMove
 from .subscriptions import Projection as Projection
 from .subscriptions import Subscription as Subscription
@@ -89,6 +90,7 @@ __all__ = [
     "DuplicateEventError",
     "Event",
     "EventBus",
+    "EventRecord",
     "EventSchemaError",
     "EventStore",
     "EventualityError",
