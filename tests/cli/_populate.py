@@ -12,6 +12,7 @@ import anyio
 from eventuality import (
     Aggregate,
     Event,
+    EventRecord,
     EventStore,
     Flow,
     PersonalData,
@@ -94,3 +95,59 @@ async def _main(url: str, bulk: int) -> None:
 
 if __name__ == "__main__":
     anyio.run(_main, sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+
+
+def _content(record: EventRecord) -> tuple[object, ...]:
+    return (
+        record.event_id,
+        record.stream_id,
+        record.version,
+        record.event_type,
+        record.schema_version,
+        record.payload,
+        record.metadata,
+        record.aggregate_id,
+        record.occurred_at,
+    )
+
+
+async def assert_same(source: EventStore, target: EventStore) -> None:
+    """``target`` reads back as ``source`` (positions aside): events in log order, archived
+    and deleted streams, the checkpoint at the same event, snapshots, command records, and
+    personal data (readable, and masked for the forgotten subject)."""
+    mine = [r async for r in source.read_all_records()]
+    theirs = [r async for r in target.read_all_records()]
+    assert [_content(r) for r in theirs] == [_content(r) for r in mine]
+    assert await target.stream_state("Todo-t4") == await source.stream_state("Todo-t4")
+    assert await target.stream_state("Todo-t5") == await source.stream_state("Todo-t5")
+    archived = [(e.event_id, e.aggregate_version, e.payload, e.occurred_at) for e in
+                await source.read_archived("Todo-t5")]  # fmt: skip
+    assert (
+        [
+            (e.event_id, e.aggregate_version, e.payload, e.occurred_at)
+            for e in await target.read_archived("Todo-t5")
+        ]
+        == archived
+        != []
+    )
+    checkpoint = await source.get_checkpoint("todo-list") or 0
+    moved = await target.get_checkpoint("todo-list") or 0
+    before = [r.event_id for r in mine if r.position <= checkpoint]
+    assert [r.event_id for r in theirs if r.position <= moved] == before
+    for stream in ("Todo-t1", "Todo-t2", "Todo-t3"):
+        assert await target.load_snapshot(stream) == await source.load_snapshot(stream)
+        assert await target.stream_version(stream) == await source.stream_version(stream)
+    for key in ("done-2", "done-3"):
+        first = await source.recorded_command(key)
+        again = await target.recorded_command(key)
+        assert first is not None
+        assert again is not None
+        assert again[0]._replace(first_position=0, last_position=0) == first[0]._replace(
+            first_position=0, last_position=0
+        )
+        assert [e.event_id for e in again[1]] == [e.event_id for e in first[1]] != []
+    (ada,) = await target.read_stream("Member-ada")
+    (bob,) = await target.read_stream("Member-bob")
+    assert isinstance(ada, MemberJoined)
+    assert isinstance(bob, MemberJoined)
+    assert (ada.name, bob.name) == ("Ada", "[erased]")
