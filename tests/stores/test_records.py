@@ -77,7 +77,11 @@ def test_a_record_round_trips_through_json() -> None:
 
 @pytest.mark.parametrize(
     ("change", "named"),
-    [({"version": "2"}, "version"), ({"payload": [1]}, "payload"), ({"stream_id": None}, "stream_id")],
+    [
+        ({"version": "2"}, "version"),
+        ({"payload": [1]}, "payload"),
+        ({"stream_id": None}, "stream_id"),
+    ],
 )
 def test_a_malformed_record_is_refused(change: dict[str, object], named: str) -> None:
     data = EventRecord(
