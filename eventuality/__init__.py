@@ -70,6 +70,7 @@ from .stores.boundary import Capabilities as Capabilities
 from .stores.lifecycle import StreamArchival as StreamArchival
 from .stores.lifecycle import StreamRestoration as StreamRestoration
 from .stores.lifecycle import Tombstone as Tombstone
+from .stores.records import EventRecord as EventRecord
 from .stores.rows import CheckpointMove as CheckpointMove
 from .subscriptions import Subscription as Subscription
 from .subscriptions import SubscriptionRunner as SubscriptionRunner
@@ -91,6 +92,7 @@ __all__ = [
     "DuplicateEventError",
     "Event",
     "EventBus",
+    "EventRecord",
     "EventSchemaError",
     "EventStore",
     "EventualityError",

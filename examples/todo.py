@@ -15,10 +15,13 @@ from eventuality import (
     ConcurrencyError,
     Event,
     EventBus,
+    EventStore,
     Flow,
     Repository,
     SQLiteEventStore,
+    open_store,
 )
+from eventuality.stores.base import redact_dsn
 
 
 class TodoCreated(Event):
@@ -61,10 +64,17 @@ class MarkAsCompleted(Command):
     id: str
 
 
+def store_at(where: str) -> EventStore:
+    """A SQLite file by path, or any store by URL (postgresql://... once it outgrew one
+    machine: ``eventuality copy sqlite:///todo.db postgresql://...`` moves it there)."""
+    return open_store(where) if "://" in where else SQLiteEventStore(where)
+
+
 async def main(path: str) -> None:
-    async with SQLiteEventStore(path) as store:
+    async with store_at(path) as store:
         todos = Repository(Todo, store)
-        print(f"store: {path} ({await store.last_position()} events already stored)")
+        stored = len([event async for event in store.read_all()])
+        print(f"store: {redact_dsn(path)} ({stored} events already stored)")
 
         async def create_todo(cmd: CreateTodo) -> Todo:
             return await todos.add(id=cmd.id, description=cmd.description)
@@ -89,7 +99,7 @@ async def main(path: str) -> None:
             handlers={CreateTodo: create_todo, MarkAsCompleted: mark_as_completed},
         )
 
-        number = await store.last_position() // 2 + 1
+        number = stored // 2 + 1  # two events per todo (positions have gaps on PostgreSQL)
         commands: list[Command] = [
             CreateTodo(id=f"todo{number}", description=f"Create todo number {number}"),
             MarkAsCompleted(id=f"todo{number}"),

@@ -35,6 +35,7 @@ from ..messages import Event, event_type_names, evolve
 from ._lifecycle_front import LifecycleCalls
 from ._named_sql import NamedTransaction, bind
 from ._partition_hash import check_partition, partition_of
+from ._records_front import RecordCalls
 from ._sealing import append_sealed, opened
 from ._validation import (
     HIGHEST_POSITION,
@@ -95,10 +96,11 @@ logger = logging.getLogger("eventuality")
 _PAGE_SIZE = 1000
 
 
-class EventStore(LifecycleCalls):
+class EventStore(LifecycleCalls, RecordCalls):
     """The store every caller uses: events in, events out, over a row-level :class:`Backend`.
 
-    Deleting, truncating and archiving streams: :class:`~._lifecycle_front.LifecycleCalls`.
+    Deleting, truncating and archiving streams: :class:`~._lifecycle_front.LifecycleCalls`;
+    records (events without their classes): :class:`~._records_front.RecordCalls`.
     """
 
     def __init__(self, backend: Backend) -> None:
