@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import StoreUsageError
 from ._keys import SubjectKey
+from ._transfer_checkpoints import CheckpointPlan
 from ._transfer_log import merged_log
 from ._transfer_tables import Extras, dialect_of
 from .base import EventStore
@@ -226,6 +227,8 @@ async def import_store(
     target: EventStore,
     lines: Callable[[], Iterable[str]],
     *,
+    rebuild: Iterable[str] = (),
+    keep: Iterable[str] = (),
     progress: Progress | None = None,
     check: bool = True,
 ) -> CopyResult:
@@ -234,9 +237,17 @@ async def import_store(
     check the whole export (bad input writes nothing; ``check=False``: the caller did, with
     :func:`read_export`), once to import it.
 
-    :raises StoreUsageError: a malformed or cut-off export, or a target holding other events.
+    Checkpoints as :func:`~eventuality.stores.transfer.copy_store` treats them: each
+    subscription with one in the export must be in ``rebuild`` or ``keep``.
+
+    :raises StoreUsageError: a malformed or cut-off export, a subscription with a checkpoint in
+        neither list (or a listed one without), or a target holding other events.
     """
-    total = read_export(lines())[1] if check else -1
+    plan = CheckpointPlan.of(rebuild, keep)
+    total = -1
+    if check:
+        _, total, found = read_export(lines())
+        plan.check(name for name, _ in found.checkpoints)
     writing = dialect_of(target, "import into a store")
     reader = _Reader(lines())
 
@@ -247,4 +258,4 @@ async def import_store(
     async def extras() -> Extras:
         return reader.extras
 
-    return await load(target, writing, log().__aiter__(), total, extras, progress)
+    return await load(target, writing, log().__aiter__(), total, extras, progress, plan)

@@ -13,6 +13,8 @@ from eventuality.cli._app import cli
 from tests.cli._populate import TodoCreatedElsewhere, assert_same, populate
 from tests.cli.conftest import sqlite_url, url_of
 
+KEEP = ("--keep", "todo-list")  # populate's one subscription: carried at the same event
+
 
 def invoke(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), input=input)
@@ -43,7 +45,7 @@ def source(tmp_path: Path) -> str:
 def test_copy_carries_everything_and_verifies(source: str, kind: str, tmp_path: Path) -> None:
     target = url_of(kind, tmp_path, "target")
 
-    result = invoke("copy", source, target)
+    result = invoke("copy", source, target, *KEEP)
 
     assert result.exit_code == 0, result.output
     assert "copied 16 events" in result.output
@@ -53,9 +55,9 @@ def test_copy_carries_everything_and_verifies(source: str, kind: str, tmp_path: 
 
 def test_a_second_copy_adds_nothing(source: str, tmp_path: Path) -> None:
     target = sqlite_url(tmp_path, "target")
-    invoke("copy", source, target)
+    invoke("copy", source, target, *KEEP)
 
-    again = invoke("copy", source, target)
+    again = invoke("copy", source, target, *KEEP)
 
     assert again.exit_code == 0
     assert "copied 0 events (resumed: 16 were there)" in again.output
@@ -71,7 +73,7 @@ def test_copy_refuses_a_target_holding_other_events(source: str, tmp_path: Path)
 
     anyio.run(other)
 
-    result = invoke("copy", source, target)
+    result = invoke("copy", source, target, *KEEP)
 
     assert result.exit_code == 1
     assert "not an interrupted copy of this source" in result.output
@@ -86,7 +88,7 @@ def test_copy_to_itself_is_refused(source: str) -> None:
 
 
 def test_copy_stays_quiet_when_piped(source: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["copy", source, sqlite_url(tmp_path, "target")])
+    result = CliRunner().invoke(cli, ["copy", source, sqlite_url(tmp_path, "target"), *KEEP])
 
     assert result.stderr == ""
     assert "━" not in result.output
@@ -97,7 +99,7 @@ def test_export_then_import_gives_an_equal_store(source: str, kind: str, tmp_pat
     target = url_of(kind, tmp_path, "imported")
 
     exported = invoke("export", source, str(file))
-    imported = invoke("import", target, str(file))
+    imported = invoke("import", target, str(file), *KEEP)
 
     assert exported.exit_code == 0
     assert imported.exit_code == 0, imported.output
@@ -111,7 +113,7 @@ def test_export_to_stdout_and_import_from_stdin(source: str, tmp_path: Path) -> 
     target = sqlite_url(tmp_path, "piped")
 
     exported = CliRunner().invoke(cli, ["export", source, "-"])
-    imported = invoke("import", target, "-", input=exported.stdout)
+    imported = invoke("import", target, "-", *KEEP, input=exported.stdout)
 
     assert imported.exit_code == 0, imported.output
     anyio.run(_same, source, target)
@@ -121,7 +123,7 @@ def test_export_without_keys_imports_personal_data_as_masks(source: str, tmp_pat
     file, target = tmp_path / "nokeys.jsonl", sqlite_url(tmp_path, "nokeys")
     invoke("export", source, str(file), "--no-keys")
 
-    invoke("import", target, str(file))
+    invoke("import", target, str(file), *KEEP)
 
     async def read() -> str:
         async with open_store(target) as store:

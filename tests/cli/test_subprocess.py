@@ -60,8 +60,8 @@ def test_copy_sqlite_to_postgres_and_back(tmp_path: Path) -> None:
     )
     populate(sqlite)
 
-    there = run("copy", sqlite, postgres)
-    again = run("copy", postgres, back)
+    there = run("copy", sqlite, postgres, "--keep", "todo-list")
+    again = run("copy", postgres, back, "--keep", "todo-list")
 
     assert there.returncode == 0, there.stderr
     assert "verify: OK" in there.stdout
@@ -75,7 +75,7 @@ def test_a_killed_copy_resumes_to_an_equal_store(tmp_path: Path) -> None:
     sqlite, postgres = sqlite_url(tmp_path), postgres_url(tmp_path)
     populate(sqlite, bulk=20_000)
     total = anyio.run(_count, sqlite)
-    copying = subprocess.Popen(command("copy", sqlite, postgres), cwd=ROOT)
+    copying = subprocess.Popen(command("copy", sqlite, postgres, "--keep", "todo-list"), cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until some batches are in, then kill it
@@ -87,7 +87,7 @@ def test_a_killed_copy_resumes_to_an_equal_store(tmp_path: Path) -> None:
         copying.wait()
     interrupted = _postgres_rows(postgres)
 
-    resumed = run("copy", sqlite, postgres)
+    resumed = run("copy", sqlite, postgres, "--keep", "todo-list")
 
     assert 0 < interrupted < total
     assert resumed.returncode == 0, resumed.stderr
