@@ -206,6 +206,11 @@ async def test_wait_for_a_partitioned_name_from_another_store_object_reads_its_c
     async with runner_store, other:
         subscription = Subscription(runner_store, "numbers", _ignore, partitions=3)
         async with SubscriptionRunner(subscription):
+            # Another process knows the name once the runner has stored its partition count (a
+            # wait that starts earlier is refused as a misspelt name, partitioned or not).
+            with anyio.fail_after(30):
+                while await other.get_checkpoint("numbers#partitions") is None:
+                    await anyio.sleep(0.01)
             stored = await fill(other, streams=4, each=2)
             await wait_for_subscriptions(other, ["numbers"], stored[-1].position or 0)
             checkpoints = [await other.get_checkpoint(f"numbers#{i}/3") for i in range(3)]
