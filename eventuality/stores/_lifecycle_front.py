@@ -119,9 +119,9 @@ class LifecycleCalls:
         """The backend's tier, once the store is open and the arguments are sound."""
         self._check_open()
         tier: StreamLifecycle = self._tier("stream_lifecycle", operation)
-        from .base import _refuse_inside_transaction
+        from ._tiers_front import refuse_inside_transaction
 
-        _refuse_inside_transaction(self._backend, operation)
+        refuse_inside_transaction(self._backend, operation)
         if not isinstance(stream_id, str) or not stream_id:
             raise ValueError(f"stream id must be a non-empty str, not {stream_id!r}")
         if expected_version is not None and (

@@ -15,7 +15,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self, cast
@@ -27,16 +26,15 @@ from .. import _telemetry
 from ..errors import (
     ConcurrencyError,
     StoreClosedError,
-    TransactionError,
     UnsupportedEventLoop,
     UnsupportedOperation,
 )
 from ..messages import Event, event_type_names, evolve
 from ._lifecycle_front import LifecycleCalls
-from ._named_sql import NamedTransaction, bind
 from ._partition_hash import check_partition, partition_of
 from ._records_front import RecordCalls
 from ._sealing import append_sealed, opened
+from ._tiers_front import TierCalls, refuse_inside_transaction
 from ._validation import (
     HIGHEST_POSITION,
     HIGHEST_VERSION,
@@ -44,7 +42,6 @@ from ._validation import (
     checked_metadata,
     checked_move,
     checked_name,
-    refuse_transaction_control,
     to_requests,
 )
 from ._validation import MAX_STREAM_ID_BYTES as MAX_STREAM_ID_BYTES
@@ -52,14 +49,11 @@ from .boundary import (
     Backend,
     BackendTransaction,
     Capabilities,
-    Checkpoints,
     Commands,
     NameLocks,
     Reactions,
-    Snapshots,
     SubjectKeys,
     Transaction,
-    Transactions,
     WaitsAppended,
     capabilities_of,
 )
@@ -96,7 +90,7 @@ logger = logging.getLogger("eventuality")
 _PAGE_SIZE = 1000
 
 
-class EventStore(LifecycleCalls, RecordCalls):
+class EventStore(LifecycleCalls, RecordCalls, TierCalls):
     """The store every caller uses: events in, events out, over a row-level :class:`Backend`.
 
     Deleting, truncating and archiving streams: :class:`~._lifecycle_front.LifecycleCalls`;
@@ -226,7 +220,7 @@ class EventStore(LifecycleCalls, RecordCalls):
         checkpoint: CheckpointMove | None = None,
     ) -> list[Event]:
         self._check_open()
-        _refuse_inside_transaction(self._backend, "append events")
+        refuse_inside_transaction(self._backend, "append events")
         extra = checked_metadata(metadata)
         requests, events = to_requests(appends, extra)
         personal = any(type(event).__personal_fields__ for event in events)
@@ -319,7 +313,7 @@ class EventStore(LifecycleCalls, RecordCalls):
         them); return how many. A forgotten key dispatched again runs again."""
         self._check_open()
         backend = self._tier("commands", "prune recorded commands")
-        _refuse_inside_transaction(self._backend, "prune recorded commands")
+        refuse_inside_transaction(self._backend, "prune recorded commands")
         return await prune_in_batches(backend, recorded_before, keep, batch)
 
     async def read_stream(
@@ -423,108 +417,8 @@ class EventStore(LifecycleCalls, RecordCalls):
         keeper: SubjectKeys = self._tier("personal_data", "forget a subject")
         if not isinstance(subject, str | int | uuid.UUID) or isinstance(subject, bool):
             raise TypeError(f"a subject is a str, int or UUID, not {type(subject).__name__}")
-        _refuse_inside_transaction(self._backend, "forget a subject")
+        refuse_inside_transaction(self._backend, "forget a subject")
         return await keeper.forget(str(subject))
-
-    async def get_checkpoint(self, name: str) -> int | None:
-        """The position stored under ``name``, ``None`` if there is none.
-
-        :raises UnsupportedOperation: the backend keeps no checkpoints.
-        """
-        self._check_open()
-        checkpoints: Checkpoints = self._tier("checkpoints", "read a checkpoint")
-        return await checkpoints.get_checkpoint(checked_name(name))
-
-    async def set_checkpoint(self, name: str, position: int, *, expected: int | None) -> None:
-        """Move checkpoint ``name`` from ``expected`` to ``position``, atomically.
-
-        :raises CheckpointConflict: the checkpoint is not at ``expected``.
-        :raises UnsupportedOperation: the backend keeps no checkpoints.
-        """
-        self._check_open()
-        checkpoints: Checkpoints = self._tier("checkpoints", "set a checkpoint")
-        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            raise ValueError(f"checkpoint position must be an int >= 0, not {position!r}")
-        if position > HIGHEST_POSITION:
-            raise ValueError(
-                f"checkpoint position {position} is beyond any position a store assigns "
-                f"(at most {HIGHEST_POSITION}); nothing was written. Store a position read "
-                "from an event."
-            )
-        _refuse_inside_transaction(self._backend, "set a checkpoint")
-        await checkpoints.set_checkpoint(checked_name(name), position, expected)
-
-    async def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot``, replacing one of the same stream and version.
-
-        :raises UnsupportedOperation: the backend keeps no snapshots.
-        """
-        self._check_open()
-        snapshots: Snapshots = self._tier("snapshots", "save a snapshot")
-        _refuse_inside_transaction(self._backend, "save a snapshot")
-        await snapshots.save_snapshot(snapshot)
-
-    async def load_snapshot(
-        self, stream_id: str, *, max_version: int | None = None
-    ) -> Snapshot | None:
-        """The latest snapshot of ``stream_id`` at or below ``max_version``.
-
-        :raises UnsupportedOperation: the backend keeps no snapshots.
-        """
-        self._check_open()
-        snapshots: Snapshots = self._tier("snapshots", "load a snapshot")
-        return await snapshots.load_snapshot(stream_id, max_version)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[NamedTransaction]:
-        """A write transaction on the store's own database (see :class:`Projection`).
-
-        Statements take ``:name`` placeholders with keyword arguments on every store
-        (``tx.execute("... VALUES (:a)", a=1)``), or the backend's own with positional ones.
-        Events cannot be appended inside it (nor checkpoints and snapshots set outside it): on
-        SQLite the one writer is busy with this very transaction.
-
-        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
-        """
-        self._check_open()
-        transactions: Transactions = self._tier("transactions", "open a transaction")
-        _refuse_inside_transaction(self._backend, "open a transaction")
-        async with transactions.transaction() as transaction:
-            token = _inside_transaction.set(_inside_transaction.get() | {_scope(self._backend)})
-            try:
-                yield NamedTransaction(transaction)
-            finally:
-                _inside_transaction.reset(token)
-
-    @property
-    def paramstyle(self) -> str:
-        """The placeholders :meth:`query` and transactions take: ``"qmark"`` (``?``, SQLite and
-        the memory store's read models) or ``"dollar"`` (``$1``, PostgreSQL).
-
-        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
-        """
-        transactions: Transactions = self._tier("transactions", "take SQL")
-        return transactions.paramstyle
-
-    async def query(self, sql: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]:
-        """Run a read-only query on the store's own database, for example on a read model a
-        :class:`~eventuality.Projection` keeps there: ``:name`` placeholders with keyword
-        arguments on every store, or the backend's own with positional ones.
-
-        :raises ValueError: both kinds of parameters, or a ``:name`` without a value.
-        :raises StoreError: the statement would write, or begin or end a transaction.
-        :raises UnsupportedOperation: the backend has no transactions (no SQL database).
-        """
-        self._check_open()
-        transactions: Transactions = self._tier("transactions", "run a query")
-        refuse_transaction_control(sql)
-        text, values = bind(sql, transactions.paramstyle, params, named)
-        return await transactions.query(text, values)
-
-
-_inside_transaction: ContextVar[frozenset[object]] = ContextVar(
-    "eventuality_inside_transaction", default=frozenset()
-)
 
 
 POLL_START, POLL_MAX = 0.01, 0.25
@@ -594,32 +488,6 @@ def require_asyncio(store: str) -> None:
             "under another event loop (trio?). Run it with asyncio (anyio.run(main) or "
             "anyio.run(main, backend='asyncio')), or use InMemoryEventStore, which runs on both."
         ) from None
-
-
-def _scope(backend: object) -> object:
-    """What one transaction holds: the backend's database where several store objects can
-    share one and a write through another would wait for it (a SQLite file: its
-    ``transaction_scope``), else the backend itself."""
-    return getattr(backend, "transaction_scope", None) or id(backend)
-
-
-def inside_transaction(backend: object) -> bool:
-    """Whether the running task (or the task that started it) is inside ``store.transaction()``
-    of ``backend``'s database."""
-    return _scope(backend) in _inside_transaction.get()
-
-
-def _refuse_inside_transaction(backend: object, what: str) -> None:
-    if _scope(backend) in _inside_transaction.get():
-        raise TransactionError(
-            f"cannot {what} on this store inside its own store.transaction() (a Projection's "
-            "handler writes only its read model, through tx): the write would not be part of "
-            "that transaction, so it could not be undone with it (and on SQLite it would wait "
-            "for the one writer, which the transaction holds). Writing to another store is "
-            "fine. To record events in reaction to events, use a Subscription, or dispatch a "
-            "command from an EventBus listener.",
-            operation=what,
-        )
 
 
 class _LogReader:

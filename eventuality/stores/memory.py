@@ -31,13 +31,13 @@ from ..errors import (
 from ._memory_keys import MemorySubjectKeys
 from ._memory_streams import MemoryLifecycle
 from ._sqlite_ops import WriteRefused, read_only_query
+from ._tiers_front import inside_transaction
 from .base import (
     AppendRequest,
     BackendTransaction,
     EventStore,
     Snapshot,
     StoredEvent,
-    inside_transaction,
     match_retry,
     settle_versions,
 )

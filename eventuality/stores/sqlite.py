@@ -59,13 +59,13 @@ from ._sqlite_errors import MAPPED, map_error
 from ._sqlite_keys import SQLiteSubjectKeys
 from ._sqlite_streams import SQLiteLifecycle
 from ._sqlite_transaction import SQLiteTransaction
+from ._tiers_front import inside_transaction
 from .base import (
     AppendRequest,
     BackendTransaction,
     EventStore,
     Snapshot,
     StoredEvent,
-    inside_transaction,
     poll_appended,
 )
 from .commands import CommandRecord, RecordedCommand
