@@ -569,7 +569,8 @@ def raw_limits(count: int) -> dict[str, float]:
             db.close()
 
         async def aio(sync: str, n: int, kind: str) -> None:
-            async with aiosqlite.connect(tmp / f"aio-{sync}-{kind}.db", isolation_level=None) as db:
+            path = tmp / f"aio-{sync}-{kind}-{ns()}.db"
+            async with aiosqlite.connect(path, isolation_level=None) as db:
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute(f"PRAGMA synchronous={sync}")
                 await db.execute("CREATE TABLE t (s TEXT, v INT, d TEXT, UNIQUE (s, v))")
@@ -677,7 +678,10 @@ def annotate(target: Path) -> dict[str, Any]:
         if m and ("PROGRAM TOTALS" in m.group(2)):
             total = int(m.group(1).replace(",", ""))
         elif m and ":" in m.group(2):
+            lib = re.search(r"\[(.*)\]$", m.group(2))
             name = re.sub(r"\s+\[.*\]$", "", m.group(2))
+            if name.startswith("???") and lib:  # no symbols: name the library at least
+                name = f"{lib.group(1).rsplit('/', 1)[-1]}:{name.split(':', 1)[-1]}"
             name = re.sub(r"'\d+$", "", name.rsplit("/", 1)[-1])  # recursion depth: merged
             own[name] = own.get(name, 0) + int(m.group(1).replace(",", ""))
     return {"total": total, "main": main, "threads": threads, "own": own}
@@ -716,6 +720,44 @@ def machine() -> dict[str, Any]:
     }
 
 
+CATEGORIES = [  # (category, phase prefixes), first match wins; thread rows are inside "store"
+    ("command: build + validate", ("command:",)),
+    (
+        "handler + load: read, decode, apply",
+        (
+            "load:",
+            "decode:",
+            "add:",
+            "read_all:",
+            "store: memory read",
+            "store: inline read",
+            "store: read_log",
+            "sql: SELECT stream",
+            "sql: row tuple",
+        ),
+    ),
+    ("events: pydantic build, record, stamp", ("events:",)),
+    ("commit front: uow, append_streams, JSON", ("commit:", "append:", "save:")),
+    ("store call: queue, thread round trip, SQL, COMMIT", ("store:", "sql:")),
+    ("idempotency bookkeeping", ("idempotency:",)),
+    ("publish + snapshot check", ("publish", "snapshot_if_due")),
+    ("dispatch itself + asyncio/anyio + loop", ("dispatch:", "loop:", "other:")),
+]
+
+
+def categories(table: list[dict[str, Any]]) -> dict[str, float]:
+    """Shares of the instrumented total per category of the issue's list."""
+    out = dict.fromkeys((c for c, _ in CATEGORIES), 0.0)
+    for row in table:
+        if row["phase"].startswith("  (thread)"):
+            continue
+        for category, prefixes in CATEGORIES:
+            if row["phase"].startswith(prefixes):
+                out[category] += row["share"]
+                break
+    return {k: v for k, v in out.items() if v}
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"machine: {json.dumps(report['machine'])}", ""]
     for name, data in report["workloads"].items():
@@ -740,6 +782,15 @@ def markdown(report: dict[str, Any]) -> str:
                 "| --- | ---: | ---: | ---: | ---: |",
             ]
             scale = wall["us"] if wall else ph["total_us"]
+            lines[-4:-4] = [
+                f"| category | µs per {spec.unit} (share of the wall clock) | share |",
+                "| --- | ---: | ---: |",
+                *(
+                    f"| {name} | {share * scale:.2f} | {share:.1%} |"
+                    for name, share in categories(ph["table"]).items()
+                ),
+                "",
+            ]
             for row in ph["table"]:
                 lines.append(
                     f"| {row['phase']} | {row['us']:.2f} | {row['share']:.1%} | "
@@ -808,6 +859,7 @@ def main() -> None:
     parser.add_argument("--no-raw", action="store_true", help="skip the raw limits")
     parser.add_argument("--out", type=Path, default=Path(_HERE) / "results" / "profile")
     parser.add_argument("--cache", type=Path, help="where built read stores are kept")
+    parser.add_argument("--render", type=Path, help="print the markdown of a saved report")
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -815,6 +867,17 @@ def main() -> None:
     if args.bare:  # what valgrind runs: the workload once, nothing around it
         cache = args.cache or Path(tempfile.gettempdir())
         asyncio.run(Run(SPECS[args.bare], args.size, cache, callgrind=True)(just_run))
+        return
+
+    if args.render:  # a saved report, with the callgrind figures saved beside it merged in
+        report = json.loads(args.render.read_text())
+        for name, data in report["workloads"].items():
+            saved = args.render.parent / f"{name}.json"
+            if "callgrind" not in data and saved.exists():
+                found = json.loads(saved.read_text()).get("callgrind")
+                if found:
+                    data["callgrind"] = found
+        print(markdown(report))
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
