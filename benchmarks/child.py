@@ -14,12 +14,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import Figures
-
 HERE = Path(__file__).resolve().parent
 
 
-def _jobs() -> dict[str, Callable[..., Figures]]:
+def _esp_jobs() -> dict[str, Callable[..., Any]]:
+    """eventsource-py and eventuality on a Python >= 3.13 (no eventsourcing there)."""
+    import peers_esp as esp
+    import workloads as ev
+
+    a = asyncio.run
+    return {
+        "esp:w1": lambda todos: a(esp.esp_dispatch_memory(todos)),
+        "esp:w2": lambda path, todos: a(esp.esp_dispatch_sqlite(Path(path), todos)),
+        "esp:build_w3": lambda path, events, gap: a(esp.build_esp_w3(Path(path), events, gap)),
+        "esp:w3": lambda path, id, events, loads: a(esp.esp_load(Path(path), id, events, loads)),
+        "esp:w3_snapshot": lambda path, id, loads: a(esp.esp_load_snapshot(Path(path), id, loads)),
+        "esp:build_w4": lambda path, todos: a(esp.build_esp_log(Path(path), todos)),
+        "esp:w4": lambda path: a(esp.esp_read_all(Path(path))),
+        "esp:w5": lambda path, saves, batch: a(esp.esp_append_batch(Path(path), saves, batch)),
+        # eventuality on the same interpreter, for the ratios against eventsource-py
+        "ev:w1": lambda todos: a(ev.ev_dispatch_memory(todos)),
+        "ev:w2": lambda path, todos: a(ev.ev_dispatch_sqlite(Path(path), todos, "FULL")),
+        "ev:w3": lambda path, events, loads: a(ev.ev_load(Path(path), events, loads)),
+        "ev:w3_snapshot": lambda path, events, gap, loads: a(
+            ev.ev_load_snapshot(Path(path), events, gap, loads)
+        ),
+        "ev:w4": lambda path: a(ev.ev_read_all(Path(path))),
+        "ev:w5": lambda path, saves, batch: a(ev.ev_append_batch(Path(path), saves, batch, "FULL")),
+    }
+
+
+def _jobs(job: str) -> dict[str, Callable[..., Any]]:
+    if job.startswith(("esp:", "ev:")):
+        return _esp_jobs()
     import peers
     import workloads
 
@@ -34,24 +61,24 @@ def _jobs() -> dict[str, Callable[..., Figures]]:
     }
 
 
-def run_child(job: str, **args: Any) -> Figures:
-    """Run ``job`` in a new interpreter and return its figures."""
+def run_child(job: str, python: str | None = None, **args: Any) -> Any:
+    """Run ``job`` in a new interpreter (``python``, or this one) and return its result: the
+    figures of a measurement."""
     spec = json.dumps({"job": job, "args": args})
     done = subprocess.run(
-        [sys.executable, str(HERE / "child.py"), spec],
+        [python or sys.executable, str(HERE / "child.py"), spec],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {job} failed ({done.returncode}):\n{done.stderr}")
-    figures: Figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
-    figures = _jobs()[spec["job"]](**spec["args"])
+    figures = _jobs(spec["job"])[spec["job"]](**spec["args"])
     print(json.dumps(figures))
     return 0
 

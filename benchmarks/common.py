@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -12,8 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -101,6 +102,57 @@ def timer() -> Iterator[Callable[[], float]]:
         yield elapsed
     finally:
         end = time.perf_counter()
+
+
+TICK = 0.001  # W8: the ticker's sleep, in seconds
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[rank]
+
+
+@asynccontextmanager
+async def loop_lag() -> AsyncIterator[Callable[[], Figures]]:
+    """W8: ``async with loop_lag() as lags: ...`` runs a ticker task on the event loop for the
+    block: it sleeps 1 ms again and again and records how late each wake-up is. ``lags()``
+    gives the p50, p99 and max lag in ms, and the number of ticks."""
+    import asyncio
+
+    import anyio
+
+    recorded: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            start = time.perf_counter()
+            await anyio.sleep(TICK)
+            recorded.append(time.perf_counter() - start - TICK)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)  # let it start before the work does
+    frozen: list[float] | None = None
+
+    def lags() -> Figures:
+        values = [max(0.0, lag) * 1000 for lag in (frozen if frozen is not None else recorded)]
+        return {
+            "p50 lag ms": percentile(values, 0.5),
+            "p99 lag ms": percentile(values, 0.99),
+            "max lag ms": max(values, default=float("nan")),
+            "ticks": float(len(values)),
+        }
+
+    try:
+        yield lags
+    finally:
+        ticker.cancel()
+        with suppress(asyncio.CancelledError):
+            await ticker
+        frozen = list(recorded)
 
 
 # --- memory -------------------------------------------------------------------------------

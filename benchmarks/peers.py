@@ -1,5 +1,7 @@
-"""The peers: eventsourcing through its public Application API, and the physical limits (raw
-sqlite3, raw aiosqlite, a bare asyncio loop) doing the bare inserts and selects.
+"""The peers: eventsourcing through its public Application API (called directly, and through
+``anyio.to_thread.run_sync`` as an asyncio service has to), and the physical limits (raw sqlite3,
+raw aiosqlite, a bare asyncio loop) doing the bare inserts and selects. eventsource-py, which needs
+Python >= 3.13, is in ``peers_esp.py``.
 
 Neither eventsourcing nor the raw peers set ``synchronous`` unless told: SQLite's default, FULL.
 """
@@ -11,14 +13,27 @@ import json
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import aiosqlite
-from common import COMMANDS_PER_TODO, RENAMES, Figures, median, peak_rss_growth, rate, timer
+import anyio
+import anyio.lowlevel
+from common import (
+    COMMANDS_PER_TODO,
+    RENAMES,
+    Figures,
+    loop_lag,
+    median,
+    peak_rss_growth,
+    rate,
+    timer,
+)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
@@ -99,6 +114,60 @@ def es_dispatch_sqlite(path: Path, todos: int) -> Figures:
         es_run_todos(app, todos)
     app.close()
     return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+
+
+async def es_commands_async(
+    app: EsTodos, first: int, todos: int, step: int = 1, thread: bool = True
+) -> None:
+    """W2's commands for todos ``first, first + step, ...`` from a coroutine: each command
+    through ``anyio.to_thread.run_sync`` (``thread``), or called on the event loop, which it
+    blocks for the whole command, with a yield to the loop between commands (as between two
+    requests of a service)."""
+
+    async def call(method: Callable[..., Any], *args: Any) -> Any:
+        if thread:
+            return await anyio.to_thread.run_sync(partial(method, *args))
+        result = method(*args)
+        await anyio.lowlevel.checkpoint()
+        return result
+
+    for i in range(first, todos, step):
+        todo_id = await call(app.create, f"todo {i}")
+        for n in range(RENAMES):
+            await call(app.rename, todo_id, f"todo {i} v{n}")
+        await call(app.complete, todo_id)
+
+
+def es_dispatch_sqlite_thread(path: Path, todos: int) -> Figures:
+    """W2 from an asyncio loop, each command in a worker thread (``anyio.to_thread.run_sync``)."""
+    app = es_sqlite(path)
+
+    async def run() -> float:
+        with timer() as elapsed:
+            await es_commands_async(app, 0, todos)
+        return elapsed()
+
+    seconds = asyncio.run(run())
+    app.close()
+    return {"commands/s": rate(todos * COMMANDS_PER_TODO, seconds)}
+
+
+def es_loop_lag(path: Path, todos: int, tasks: int, thread: bool) -> Figures:
+    """W8: W2 (one task) or W6 (``tasks`` tasks, each on its own todos) from an asyncio loop,
+    eventsourcing called directly on the loop or through a worker thread, while a ticker
+    records how late each 1 ms sleep wakes up."""
+    app = es_sqlite(path)
+
+    async def run() -> Figures:
+        with timer() as elapsed:
+            async with loop_lag() as lags, anyio.create_task_group() as group:
+                for k in range(tasks):
+                    group.start_soon(es_commands_async, app, k, todos, tasks, thread)
+        return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed()), **lags()}
+
+    figures = asyncio.run(run())
+    app.close()
+    return figures
 
 
 def es_long_todo(events: int) -> EsTodo:
@@ -189,6 +258,55 @@ def es_append_batch(path: Path, saves: int, batch: int) -> Figures:
             app.save(es_long_todo(batch))
     app.close()
     return {"events/s": rate(saves * batch, elapsed())}
+
+
+# --- eventsourcing on PostgreSQL ----------------------------------------------------------
+
+
+@contextmanager
+def es_postgres(dsn: str) -> Iterator[EsTodos]:
+    """An eventsourcing application on its PostgreSQL module (psycopg 3), its tables in a new
+    schema of its own, dropped afterwards."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(dsn)
+    schema = f"bench_es_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts.get("dbname") or parts.get("user") or "postgres"),
+        "POSTGRES_HOST": str(parts.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(parts.get("port") or 5432),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
+        "POSTGRES_SCHEMA": schema,
+    }
+    app = EsTodos(env=env)
+    try:
+        yield app
+    finally:
+        app.close()
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def es_dispatch_postgres(dsn: str, todos: int) -> Figures:
+    """W2 on eventsourcing's PostgreSQL module."""
+    with es_postgres(dsn) as app, timer() as elapsed:
+        es_run_todos(app, todos)
+    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+
+
+def es_append_batch_postgres(dsn: str, saves: int, batch: int) -> Figures:
+    """W5 on eventsourcing's PostgreSQL module."""
+    with es_postgres(dsn) as app:
+        with timer() as elapsed:
+            for _ in range(saves):
+                app.save(es_long_todo(batch))
+        seconds = elapsed()
+    return {"events/s": rate(saves * batch, seconds)}
 
 
 # --- asyncio ------------------------------------------------------------------------------

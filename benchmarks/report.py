@@ -137,6 +137,22 @@ def ratios_table(plan: Plan, found: list[dict[str, Any]]) -> str:
     )
 
 
+def closing_note(found: list[dict[str, Any]], skipped: list[str]) -> str:
+    """One line per ratio that has a bar (met or not), then what was not measured and why."""
+    lines: list[str] = []
+    barred = [item for item in found if item["bar"]]
+    met = sum(1 for item in barred if item["met"])
+    for item in barred:
+        verdict = {True: "met", False: "NOT MET", None: "n/a"}[item["met"]]
+        lines.append(
+            f"{item['workload']}  {item['label']}: {number(item['median'])} "
+            f"(bar {item['bar']}): {verdict}"
+        )
+    lines.append(f"{met} of {len(barred)} bars met.")
+    lines += [f"skipped: {note}" for note in skipped]
+    return "\n".join(lines)
+
+
 def sweep_table(table: dict[str, dict[str, float | None]]) -> str:
     tasks = sorted({t for points in table.values() for t in points}, key=int)
     rows = [[sync, *(number(points.get(t)) for t in tasks)] for sync, points in table.items()]
@@ -195,7 +211,8 @@ def write_chart(
     bars.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
     bars.set_xlabel("ratio: median of the per-round ratios (log); black tick: the bar")
     bars.set_title("eventuality against each peer, per workload")
-    bars.legend(fontsize=7, loc="lower right")
+    if labelled:
+        bars.legend(fontsize=7, loc="lower right")
 
     for sync, points in sweep_table.items():
         xs = [int(t) for t, v in points.items() if v is not None]
@@ -210,7 +227,8 @@ def write_chart(
     lines.set_xlabel("concurrent tasks, each on its own todos (1 = W2)")
     lines.set_ylabel("commands/s (median)")
     lines.set_title("W6: throughput against concurrency")
-    lines.legend(fontsize=8, loc="lower right")
+    if any(v is not None for points in sweep_table.values() for v in points.values()):
+        lines.legend(fontsize=8, loc="lower right")
     lines.grid(True, which="both", alpha=0.3)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()

@@ -1,10 +1,12 @@
 """Benchmark eventuality against its peers: ``python benchmarks/run.py [--quick]``.
 
-Runs W1-W7 of ``BENCHMARKS.md`` for eventuality and every peer in one run, interleaved: in each
+Runs W1-W8 of ``BENCHMARKS.md`` for eventuality and every peer in one run, interleaved: in each
 round every workload runs each contender once, in an order that rotates from round to round.
 Ratios are taken within a round, then their median reported (the machine is shared and noisy:
 absolute figures drift, ratios hold). Writes ``latest.json``, ``latest.png`` and a timestamped
-copy of the JSON into ``--out``.
+copy of the JSON into ``--out``. eventsource-py needs Python >= 3.13: its contenders, and
+eventuality beside them, run in child processes on such an interpreter (``py313.py``), or are
+skipped, with a line saying so, where there is none.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 from common import FULL_SIZES, QUICK_SIZES, Figures, machine_info, sizes_dict, source_digest  # noqa: E402
 from plan import Bench, Plan, build_plan  # noqa: E402
+from py313 import Found, find  # noqa: E402
 
 RESULTS = HERE / "results"
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 NEEDS = {"W6": {"W2"}}  # W6's ratios and its one-task point come from W2
+ESP_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}  # where eventsource-py runs
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -44,6 +48,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("EVENTUALITY_TEST_POSTGRES_DSN"),
         help="also run W2, W5 and W6 on PostgreSQL there, each in a schema of its own "
         "(default: $EVENTUALITY_TEST_POSTGRES_DSN; 'none' or unset: SQLite and memory only)",
+    )
+    parser.add_argument(
+        "--postgres-lock",
+        metavar="FILE",
+        type=Path,
+        default=os.environ.get("EVENTUALITY_BENCH_POSTGRES_LOCK") or None,
+        help="hold an exclusive flock on FILE around each PostgreSQL measurement, for a server "
+        "shared with others (default: $EVENTUALITY_BENCH_POSTGRES_LOCK; none)",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="a Python >= 3.13 for the eventsource-py peer (and eventuality beside it); used as "
+        "is if it imports this checkout's eventuality and eventsource-py, else benchmarks/"
+        ".venv313 is made from it (default: this interpreter if it can, then benchmarks/"
+        ".venv313, made from python3.13 if missing; 'none': skip the peer)",
     )
     parser.add_argument(
         "--out",
@@ -111,6 +131,19 @@ def run_rounds(plan: Plan, rounds: int, progress: Progress) -> report.Rounds:
     return results
 
 
+def peer_notes(args: argparse.Namespace, python313: Found, postgres: str | None) -> list[str]:
+    """What did not run, and why: said in the closing note."""
+    notes: list[str] = []
+    if ESP_WORKLOADS & set(args.only) and not python313.python:
+        notes.append(f"eventsource-py skipped: no Python >= 3.13 ({python313.reason})")
+    if not postgres and {"W2", "W5", "W6"} & set(args.only):
+        notes.append(
+            "PostgreSQL skipped: no --postgres DSN (nor $EVENTUALITY_TEST_POSTGRES_DSN); "
+            "eventuality and eventsourcing on PostgreSQL not measured"
+        )
+    return notes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
@@ -120,10 +153,34 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(0)
     try:
         postgres = None if args.postgres in (None, "", "none") else args.postgres
-        bench = Bench(sizes, workdir, progress.log, postgres=postgres)
+        python313 = Found(None, reason="not needed by --only")
+        if ESP_WORKLOADS & set(args.only):
+            python313 = find(args.python, progress.log)
+        if python313.python:
+            progress.log(
+                f"eventsource-py {python313.eventsource} on Python {python313.version}: "
+                f"{python313.python}"
+            )
+        else:
+            progress.log(f"eventsource-py skipped: no Python >= 3.13 ({python313.reason})")
+        bench = Bench(
+            sizes,
+            workdir,
+            progress.log,
+            postgres=postgres,
+            python313=python313,
+            postgres_lock=args.postgres_lock,
+        )
         plan = build_plan(bench)
         plan.workloads = [w for w in plan.workloads if w.id in args.only]
-        plan.checks = [c for c in plan.checks if c.workload in args.only]
+        present = {(w.id, c.name) for w in plan.workloads for c in w.contenders}
+        plan.checks = [
+            c
+            for c in plan.checks
+            if c.workload in args.only
+            and c.num[:2] in present
+            and (c.den is None or c.den[:2] in present)
+        ]
         progress.total = args.rounds * sum(len(w.contenders) for w in plan.workloads)
         progress.log(
             f"eventuality benchmarks: {', '.join(args.only)}; {args.rounds} rounds, "
@@ -147,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if "W6" in args.only:
         print("\nW6 sweep: median commands/s against concurrent tasks (1 task = W2)\n")
         print(report.sweep_table(sweep))
+    print("\nClosing note: every ratio against its bar\n")
+    print(report.closing_note(found, skipped=peer_notes(args, python313, postgres)))
 
     source_now = source_digest()
     if source_now != machine["eventuality_source"]:
@@ -162,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
             "setup_seconds": bench.setup_seconds,
             "seconds": round(elapsed, 1),
             "started": started.isoformat(timespec="seconds"),
+            "eventsource_py": {
+                "python": python313.python,
+                "python_version": python313.version,
+                "version": python313.eventsource,
+                "skipped": python313.reason or None,
+            },
+            "postgres": bool(postgres),
         },
         "rounds": rounds,
         "medians": table,
@@ -174,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(json_path, data, stamp)
     title = (
         f"eventuality {machine['eventuality']} ({machine['eventuality_commit']}) vs eventsourcing "
-        f"{machine['eventsourcing']}; {machine['cpu']}, {machine['cores']} cores, Python "
+        f"{machine['eventsourcing']}"
+        f"{f', eventsource-py {python313.eventsource} (3.13)' if python313.python else ''}"
+        f"; {machine['cpu']}, {machine['cores']} cores, Python "
         f"{machine['python']}, SQLite {machine['sqlite']}; {args.rounds} rounds, {stamp}"
         f"{' (quick)' if args.quick else ''}"
     )

@@ -11,11 +11,20 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Literal
 
-from common import COMMANDS_PER_TODO, RENAMES, Figures, median, peak_rss_growth, rate, timer
+from common import (
+    COMMANDS_PER_TODO,
+    RENAMES,
+    Figures,
+    loop_lag,
+    median,
+    peak_rss_growth,
+    rate,
+    timer,
+)
 
 from eventuality import (
     Aggregate,
@@ -138,10 +147,15 @@ async def ev_dispatch_memory(todos: int) -> Figures:
 
 
 async def dispatch_on(
-    store: AbstractAsyncContextManager[EventStore], todos: int, tasks: int, idempotency: bool = True
+    store: AbstractAsyncContextManager[EventStore],
+    todos: int,
+    tasks: int,
+    idempotency: bool = True,
+    lag: bool = False,
 ) -> Figures:
     """W2 (one task) and W6: ``tasks`` concurrent tasks, each dispatching W2's commands for
-    its own todos, on the store ``store`` opens."""
+    its own todos, on the store ``store`` opens. With ``lag`` (W8), a ticker on the loop
+    records how late its 1 ms sleeps wake up while the commands run."""
     async with store as opened:
         flow = make_flow(opened)
         if not idempotency:
@@ -149,8 +163,9 @@ async def dispatch_on(
         ids = todo_ids(todos)
         shares = [ids[k::tasks] for k in range(tasks)]
         with timer() as elapsed:
-            await asyncio.gather(*(dispatch_todos(flow, share) for share in shares))
-    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed())}
+            async with loop_lag() if lag else nullcontext(dict) as lags:
+                await asyncio.gather(*(dispatch_todos(flow, share) for share in shares))
+    return {"commands/s": rate(todos * COMMANDS_PER_TODO, elapsed()), **lags()}
 
 
 async def ev_dispatch_sqlite(
@@ -166,6 +181,11 @@ async def ev_dispatch_concurrent(
 ) -> Figures:
     """W6: ``tasks`` concurrent tasks, each dispatching W2's commands for its own todos."""
     return await dispatch_on(sqlite_store(path, synchronous), todos, tasks)
+
+
+async def ev_loop_lag(path: Path, todos: int, tasks: int, synchronous: Synchronous) -> Figures:
+    """W8: W2 (one task) or W6 (``tasks`` tasks) with a ticker measuring the loop's lag."""
+    return await dispatch_on(sqlite_store(path, synchronous), todos, tasks, lag=True)
 
 
 # --- W3, W7: loads ------------------------------------------------------------------------
