@@ -17,7 +17,6 @@ name in one process (``hold_name``) and run all N partitions there.
 from __future__ import annotations
 
 import copy
-import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from ._progress import TRANSIENT_ERRORS, SubscriptionStatistics, progress_of, retry_delay
+from ._progress import TRANSIENT_ERRORS, SubscriptionStatistics, back_off, progress_of
 from .errors import CheckpointConflict, PartitionsChanged
 from .stores.base import EventStore
 
@@ -41,7 +40,6 @@ __all__ = [
     "refuse_partitioned",
 ]
 
-logger = logging.getLogger("eventuality")
 
 #: Seconds between two looks at the live members and the free partitions.
 REBALANCE_INTERVAL = 1.0
@@ -201,16 +199,7 @@ class Partitions:
                 if exc is self._failure:  # a partition's handler raised it
                     raise
                 attempt += 1
-                delay = retry_delay(attempt)
-                logger.warning(
-                    "subscription %r: %s: %s; rejoining in %.2f s (retry %d)",
-                    self.subscription.name,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                    attempt,
-                )
-                await anyio.sleep(delay)
+                await back_off(self.subscription.name, exc, attempt, "rejoining")
 
     @asynccontextmanager
     async def _reporting(self, *, retrying: bool) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ subscriptions that run in other processes.
 
 from __future__ import annotations
 
+import logging
 import random
 import weakref
 from collections.abc import Iterable
@@ -40,6 +41,21 @@ def retry_delay(attempt: int) -> float:
     """Seconds to wait before retry ``attempt`` (1, 2, ...): doubling from 0.1 s, capped at
     5 s, jittered so that instances that failed together do not retry together."""
     return random.uniform(0.5, 1.0) * min(RETRY_MAX, RETRY_FIRST * 2.0 ** min(attempt - 1, 16))
+
+
+async def back_off(name: str, error: BaseException, attempt: int, then: str) -> None:
+    """Log subscription ``name``'s transient ``error`` as a warning, then wait before retry
+    ``attempt`` (:func:`retry_delay`); ``then`` says what the retry does."""
+    delay = retry_delay(attempt)
+    logging.getLogger("eventuality").warning(
+        f"subscription %r: %s: %s; {then} in %.2f s (retry %d)",
+        name,
+        type(error).__name__,
+        error,
+        delay,
+        attempt,
+    )
+    await anyio.sleep(delay)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from ._partitions import Partitions, refuse_partitioned
 from ._progress import (
     TRANSIENT_ERRORS,
     SubscriptionStatistics,
+    back_off,
     progress_of,
-    retry_delay,
     wait_for_subscriptions,
 )
 from ._runner import SubscriptionRunner
@@ -163,16 +163,7 @@ class Subscription:
                 if not self._transient(exc):
                     raise
                 attempt += 1
-                delay = retry_delay(attempt)
-                logger.warning(
-                    "subscription %r: %s: %s; resuming from its checkpoint in %.2f s (retry %d)",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                    attempt,
-                )
-                await anyio.sleep(delay)
+                await back_off(self.name, exc, attempt, "resuming from its checkpoint")
 
     @asynccontextmanager
     async def _exclusive(self, *, retrying: bool) -> AsyncIterator[None]:
