@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._progress import SubscriptionStatistics, back_off, progress_of
-from .errors import BrokerUnavailable, StoreError, UnknownEventType
+from .errors import BrokerUnavailable, StoreError
 from .messages import Event
 from .stores.base import EventStore
 from .subscriptions import OnUnknown, Subscription
@@ -67,6 +68,11 @@ class OutboundMessage:
     body: bytes
     #: The event's position in the global log.
     position: int
+
+
+#: What the relay's reader hands its publisher: a batch, a skipped position, or the error that
+#: ended the reading.
+_Item = list[OutboundMessage] | int | Exception
 
 
 class Publisher(Protocol):
@@ -275,29 +281,30 @@ class Relay(Subscription):
         return await super()._pass()
 
     async def _handle_until_end(self) -> int:
+        """Publish batches while the next one is read and built (one ahead, in a task of its
+        own), so building overlaps the broker's confirms; the order stays the log's."""
         handled = 0
-        batch: list[OutboundMessage] = []
+        send, receive = anyio.create_memory_object_stream[_Item](1)
+        failure: Exception | None = None
         try:
-            try:
-                async with aclosing(self._events()) as events:
-                    async for event in events:
-                        if isinstance(event, int):  # an unknown type, skipped: move past it
-                            handled += await self._flush(batch)
-                            batch = []
-                            self._position = max(self._position, event)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._read_ahead, send)
+                async with receive:
+                    async for item in receive:
+                        if isinstance(item, Exception):  # raised after what came before it
+                            failure = item
+                            break
+                        if isinstance(item, int):  # an unknown type, skipped: move past it
+                            self._position = max(self._position, item)
                             continue
                         try:
-                            batch.append(self.message(event))
+                            handled += await self._flush(item)
                         except Exception as exc:
-                            self._handler_error = exc
-                            raise
-                        if len(batch) >= self.batch:
-                            handled += await self._flush(batch)
-                            batch = []
-            except UnknownEventType:
-                await self._flush(batch)  # the checkpoint stops just before the unreadable one
-                raise
-            handled += await self._flush(batch)
+                            failure = exc
+                            break
+                group.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
         except BaseException:
             with anyio.CancelScope(shield=True):
                 try:
@@ -308,6 +315,37 @@ class Relay(Subscription):
         with anyio.CancelScope(shield=True):
             await self._save()
         return handled
+
+    async def _read_ahead(self, send: MemoryObjectSendStream[_Item]) -> None:
+        """Send the log as batches of messages (and skipped positions), then the error that
+        ended the reading, if any; never raises one itself."""
+        batch: list[OutboundMessage] = []
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            async with send:
+                try:
+                    async with aclosing(self._events()) as events:
+                        async for event in events:
+                            if isinstance(event, int):
+                                if batch:
+                                    await send.send(batch)
+                                    batch = []
+                                await send.send(event)
+                                continue
+                            try:
+                                batch.append(self.message(event))
+                            except Exception as exc:
+                                self._handler_error = exc
+                                raise
+                            if len(batch) >= self.batch:
+                                await send.send(batch)
+                                batch = []
+                except Exception as exc:
+                    if batch:  # the checkpoint stops just before the event that failed
+                        await send.send(batch)
+                    await send.send(exc)
+                    return
+                if batch:
+                    await send.send(batch)
 
     async def _flush(self, batch: list[OutboundMessage]) -> int:
         """Publish ``batch`` until the broker confirms it, then move the position past it."""
