@@ -211,13 +211,17 @@ class JetStreamPublisher:
         async def error(exc: Exception) -> None:
             logger.debug("NATS client error (%s): %r", self._where(), exc)
 
+        # One try per server, then the relay's own back-off: nats-py would otherwise retry an
+        # unreachable server for minutes inside connect().
+        options = {"max_reconnect_attempts": 1, "reconnect_time_wait": 0.1, "connect_timeout": 5}
+        options.update(self._options)
         nc = await nats.connect(
             self.servers,
             allow_reconnect=False,
             disconnected_cb=disconnected,
             closed_cb=disconnected,
             error_cb=error,
-            **self._options,
+            **options,
         )
         try:
             js = nc.jetstream()
