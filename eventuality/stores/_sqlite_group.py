@@ -32,6 +32,7 @@ from . import _sqlite_commands as sqlite_commands
 from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from ._keys import KeyClaims
+from ._scheduling import yield_now
 from ._sqlite_errors import MAPPED
 from .base import AppendRequest, StoredEvent
 from .commands import CommandRecord
@@ -137,6 +138,14 @@ class SQLiteGroupCommit:
                 await self._lead(waiter)
         else:
             self._leading = True
+            try:
+                # The one scheduling point of an uncontended append (the writer lock is taken
+                # without one): cancelled here, nothing was written.
+                await yield_now()
+            except BaseException:
+                self._queue.remove(waiter)
+                self._hand_over()
+                raise
             await self._lead(waiter)
         job = waiter.job
         if job.error is not None:

@@ -106,7 +106,7 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
         self._checkpointing: asyncio.Task[None] | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
-        self._writer_lock = anyio.Lock()
+        self._writer_lock = anyio.Lock(fast_acquire=True)
         self._queue = []
         self._leading = False
         self._appended = anyio.Event()
