@@ -236,10 +236,14 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
         return result
 
     async def _write(self, what: str, function: Callable[..., T], *args: Any) -> T:
-        """Run a write on the writer's thread, refused if the path no longer names our file."""
-        return await self._call(
-            self._writer_connection(), what, self._checked, what, function, *args
-        )
+        """Run a write on the writer's thread, refused if the path no longer names our file.
+
+        Once handed over, the write is waited for even by a cancelled caller (the cancellation
+        comes at its next checkpoint): a caller that moved on before it landed could read the
+        old state right after, then find its own write in its way."""
+        connection = self._writer_connection()
+        with anyio.CancelScope(shield=True):
+            return await self._call(connection, what, self._checked, what, function, *args)
 
     def _checked(
         self, db: sqlite3.Connection, what: str, function: Callable[..., T], *args: Any

@@ -64,3 +64,27 @@ async def test_many_small_commits_keep_the_wal_bounded_and_the_file_whole(tmp_pa
         assert len([e async for e in store.read_all()]) == appends
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_a_write_cancelled_on_its_way_lands_before_the_caller_moves_on(
+    tmp_path: Path,
+) -> None:
+    # A subscription cancelled while saving its checkpoint reads it again on its next start:
+    # had the write landed only after that read, its next save would conflict with itself.
+    async with SQLiteEventStore(tmp_path / "cancel.db") as store:
+        await store.set_checkpoint("name", 0, expected=None)
+        for position in range(1, 101):
+            expected = await store.get_checkpoint("name")
+            async with anyio.create_task_group() as tg:
+
+                async def save(expected: int | None = expected, position: int = position) -> None:
+                    await store.set_checkpoint("name", position, expected=expected)
+
+                tg.start_soon(save)
+                await anyio.sleep(0)
+                await anyio.sleep(0)
+                tg.cancel_scope.cancel()
+            seen = await store.get_checkpoint("name")
+            for _ in range(5):
+                await anyio.sleep(0.001)
+                assert await store.get_checkpoint("name") == seen, position
