@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
 import anyio
-import anyio.lowlevel
 
 from ..errors import StoreClosedError, StoreError
 from . import _sqlite_commands as sqlite_commands
@@ -57,6 +56,7 @@ from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from . import _sqlite_schema as schema
 from . import _sqlite_streams as streams
+from ._scheduling import yield_now
 from ._sqlite_errors import MAPPED, map_error
 from ._sqlite_group import SQLiteGroupCommit, connect_inline_writer
 from ._sqlite_keys import SQLiteSubjectKeys
@@ -243,7 +243,8 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
         old state right after, then find its own write in its way."""
         connection = self._writer_connection()
         with anyio.CancelScope(shield=True):
-            return await self._call(connection, what, self._checked, what, function, *args)
+            result: T = await self._call(connection, what, self._checked, what, function, *args)
+        return result
 
     def _checked(
         self, db: sqlite3.Connection, what: str, function: Callable[..., T], *args: Any
@@ -281,7 +282,7 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
                 raise self._map(exc, what) from exc
             else:
                 if pause:
-                    await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
+                    await yield_now()  # stay cancellable, and let others run
                 return result
         return await self._call(self._reader(), what, function, *args)
 
