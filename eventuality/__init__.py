@@ -49,6 +49,10 @@ from .errors import UnsupportedEventLoop as UnsupportedEventLoop
 from .errors import UnsupportedOperation as UnsupportedOperation
 from .flow import Flow as Flow
 from .idempotency import KeepCommands as KeepCommands
+from .inbound import CommandConsumer as CommandConsumer
+from .inbound import CommandDelivery as CommandDelivery
+from .inbound import CommandSource as CommandSource
+from .inbound import ConsumerStatistics as ConsumerStatistics
 from .messages import TRUSTED_ENVELOPE as TRUSTED_ENVELOPE
 from .messages import Command as Command
 from .messages import Event as Event
@@ -88,7 +92,11 @@ __all__ = [
     "CheckpointConflict",
     "CheckpointMove",
     "Command",
+    "CommandConsumer",
+    "CommandDelivery",
+    "CommandSource",
     "ConcurrencyError",
+    "ConsumerStatistics",
     "DuplicateEventError",
     "Event",
     "EventBus",
