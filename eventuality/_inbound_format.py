@@ -74,8 +74,11 @@ class CommandSource(Protocol):
         """Connect; never hold more than ``max_in_flight`` unsettled messages."""
 
     async def receive(self, limit: int) -> Sequence[CommandDelivery]:
-        """Wait for messages and return 1 to ``limit`` of them (an empty list now and then is
-        fine: the consumer asks again). Cancelling it loses none: the broker redelivers."""
+        """Wait for messages and return 1 to ``limit`` of them, or an empty list after a short
+        while (about a second) with none: :meth:`CommandConsumer.stop` waits for a receive
+        to end rather than cut it short, since a broker may go on delivering to one (a
+        JetStream pull request lives until it expires). Cancelling it must lose nothing: what
+        it took is redelivered once its lease runs out."""
 
     async def close(self) -> None:
         """Disconnect; the broker redelivers every message left unsettled."""

@@ -160,6 +160,7 @@ class CommandConsumer:
         self._running = False
         self._stopping = False
         self._reading: anyio.CancelScope | None = None
+        self._receiving = False
         self._workers: anyio.CancelScope | None = None
         self._idle: anyio.Event | None = None
         self._error: BaseException | None = None
@@ -176,8 +177,8 @@ class CommandConsumer:
     def stop(self) -> None:
         """Take no more messages; those in flight get ``grace_period`` seconds to finish."""
         self._stopping = True
-        if self._reading is not None:
-            self._reading.cancel()
+        if self._reading is not None and not self._receiving:
+            self._reading.cancel()  # waiting for a free slot
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Consume until :meth:`stop` (or cancellation); return once every message taken is
@@ -262,27 +263,46 @@ class CommandConsumer:
         async with anyio.create_task_group() as workers:
             self._workers = workers.cancel_scope
             with anyio.CancelScope() as self._reading:
-                if self._stopping:
-                    self._reading.cancel()
-                while True:
+                while not self._stopping:
                     await slots.acquire()
                     limit = 1
                     while limit < self.max_in_flight and slots.value > 0:
                         await slots.acquire()
                         limit += 1
-                    deliveries = await self.source.receive(limit)
+                    # Never cancelled by stop(): a broker may go on delivering to a receive
+                    # cut short (a JetStream pull request lives until it expires).
+                    self._receiving = True
+                    try:
+                        deliveries = await self.source.receive(limit)
+                    finally:
+                        self._receiving = False
                     for _ in range(limit - len(deliveries)):
                         slots.release()
                     for delivery in deliveries:
                         self._counts["received"] += 1
                         self._in_flight += 1
-                        workers.start_soon(self._handle, delivery, slots)
+                        if self._stopping:  # arrived after stop(): straight back
+                            workers.start_soon(self._hand_back, delivery, slots)
+                        else:
+                            workers.start_soon(self._handle, delivery, slots)
             # Stopping: let the messages in flight finish, within the grace period.
             with anyio.move_on_after(self.grace_period if self._error is None else 0):
                 while self._in_flight:
                     self._idle = anyio.Event()
                     await self._idle.wait()
             workers.cancel_scope.cancel()
+
+    async def _hand_back(self, delivery: CommandDelivery, slots: anyio.Semaphore) -> None:
+        try:
+            await self._release(delivery)
+        finally:
+            self._done(slots)
+
+    def _done(self, slots: anyio.Semaphore) -> None:
+        self._in_flight -= 1
+        slots.release()
+        if self._idle is not None and not self._in_flight:
+            self._idle.set()
 
     async def _handle(self, delivery: CommandDelivery, slots: anyio.Semaphore) -> None:
         settled = False
@@ -306,10 +326,7 @@ class CommandConsumer:
         finally:
             if not settled:
                 await self._release(delivery)
-            self._in_flight -= 1
-            slots.release()
-            if self._idle is not None and not self._in_flight:
-                self._idle.set()
+            self._done(slots)
 
     async def _dispatch(self, delivery: CommandDelivery, command: Command) -> bool:
         """Dispatch and settle; False: hand the message back (the consumer cannot go on)."""

@@ -47,9 +47,12 @@ class MemorySource:
         self.max_in_flight = max_in_flight
 
     async def receive(self, limit: int) -> Sequence["MemoryDelivery"]:
-        while not self.queue:
+        if not self.queue:
             self._arrived = anyio.Event()
-            await self._arrived.wait()
+            with anyio.move_on_after(0.05):
+                await self._arrived.wait()
+            if not self.queue:
+                return []
         taken, self.queue = self.queue[:limit], self.queue[limit:]
         deliveries = [MemoryDelivery(self, message) for message in taken]
         for delivery in deliveries:
