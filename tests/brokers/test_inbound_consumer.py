@@ -46,6 +46,11 @@ def todo_flow(store: EventStore, before: Handler | None = None, bus: EventBus | 
     return flow
 
 
+async def count_events(store: EventStore) -> int:
+    """How many events the store holds (positions are not a count on every store)."""
+    return len([event async for event in store.read_all()])
+
+
 async def consume_until(consumer: CommandConsumer, done: Callable[[], bool]) -> None:
     async with consumer:
         while not done():
@@ -83,7 +88,7 @@ async def test_a_redelivered_message_commits_nothing_new(store: EventStore) -> N
     await consume_until(consumer, lambda: len(source.acked) == 2)
 
     assert await store.stream_version("Todo-t1") == 1
-    assert await store.last_position() == 1
+    assert await count_events(store) == 1
     assert flow.runs == ["t1"]  # type: ignore[attr-defined]
     assert source.dead == []
 
@@ -115,7 +120,7 @@ async def test_an_invalid_message_is_dead_lettered_with_the_reason_and_not_retri
     assert [m for m, _ in source.dead] == [message]
     assert reason in source.dead[0][1]
     assert source.queue == source.retried == source.acked == []
-    assert await store.last_position() == 0
+    assert await count_events(store) == 0
 
 
 async def test_a_command_the_handler_refuses_is_dead_lettered_with_the_reason(
@@ -225,7 +230,7 @@ async def test_no_more_than_max_in_flight_commands_are_handled_at_once(
     assert blocked_peak == 3
     assert peak == 3
     assert source.max_in_flight == 3
-    assert await store.last_position() == 10
+    assert await count_events(store) == 10
 
 
 async def test_stopping_lets_the_messages_in_flight_finish_within_the_grace_period(
@@ -277,7 +282,7 @@ async def test_messages_still_in_flight_after_the_grace_period_go_back_unacknowl
     assert source.acked == []
     assert [m.message_id for m in source.released] == ["m-1"]
     assert [m.message_id for m in source.queue] == ["m-1"]
-    assert await store.last_position() == 0
+    assert await count_events(store) == 0
 
 
 async def test_cancelling_mid_dispatch_never_acknowledges_and_the_command_commits_later(
@@ -302,7 +307,7 @@ async def test_cancelling_mid_dispatch_never_acknowledges_and_the_command_commit
             scope.cancel()
 
     assert source.acked == []
-    assert await store.last_position() == 0
+    assert await count_events(store) == 0
     hold = False
     await consume_until(
         CommandConsumer(flow, source, commands=[CreateTodo]), lambda: bool(source.acked)
@@ -342,7 +347,7 @@ async def test_a_command_committed_but_cancelled_before_its_ack_commits_nothing_
         CommandConsumer(flow, source, commands=[CreateTodo]), lambda: bool(source.acked)
     )
     assert await store.stream_version("Todo-t1") == 1
-    assert await store.last_position() == 1
+    assert await count_events(store) == 1
     assert flow.runs == ["t1"]  # type: ignore[attr-defined]
 
 
