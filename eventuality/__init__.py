@@ -22,6 +22,7 @@ from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventSchemaError as EventSchemaError
 from .errors import EventualityError as EventualityError
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
+from .errors import InvalidCommandMessage as InvalidCommandMessage
 from .errors import InvalidStoreURL as InvalidStoreURL
 from .errors import PartitionsChanged as PartitionsChanged
 from .errors import ProjectionRetired as ProjectionRetired
@@ -107,6 +108,7 @@ __all__ = [
     "Flow",
     "IdempotencyKeyReused",
     "InMemoryEventStore",
+    "InvalidCommandMessage",
     "InvalidStoreURL",
     "KeepCommands",
     "PartitionsChanged",

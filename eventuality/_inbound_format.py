@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from .errors import InvalidCommandMessage
 from .messages import Command
 
 __all__ = [
@@ -97,10 +98,6 @@ class _Invalid(Exception):
     """A message no retry can make into a command."""
 
 
-class InvalidCommandMessage(ValueError):
-    """A message no retry can make into a command: its text is the dead-letter reason."""
-
-
 def decode_command(
     delivery: CommandDelivery,
     commands: Mapping[str, type[Command]],
@@ -110,25 +107,27 @@ def decode_command(
 
     :raises InvalidCommandMessage: no message id, no or an unknown type, bad JSON, invalid.
     """
+    found = {"message_id": delivery.message_id, "command_type": delivery.command_type}
     if not delivery.message_id:
         raise InvalidCommandMessage(
             "the message has no message id (Nats-Msg-Id header, AMQP message_id): it is "
-            "the idempotency key, without which a redelivery could commit twice"
+            "the idempotency key, without which a redelivery could commit twice",
+            **found,
         )
     name = delivery.command_type
     if not name:
         raise InvalidCommandMessage(
-            f"the message has no {COMMAND_HEADER} header naming its command type"
+            f"the message has no {COMMAND_HEADER} header naming its command type", **found
         )
     command_class = commands.get(name)
     if command_class is None:
         raise InvalidCommandMessage(
-            f"unknown command type {name!r}: this consumer takes {sorted(commands)}"
+            f"unknown command type {name!r}: this consumer takes {sorted(commands)}", **found
         )
     try:
         return command_class.model_validate_json(delivery.body, context=context)
     except ValidationError as exc:
-        raise InvalidCommandMessage(f"{name} is invalid: {exc}") from None
+        raise InvalidCommandMessage(f"{name} is invalid: {exc}", **found) from None
 
 
 def command_table(
