@@ -166,6 +166,7 @@ class CommandConsumer:
         self._error: BaseException | None = None
         self._group: TaskGroup | None = None
         self._opened = False
+        self._failed_to_start: Exception | None = None
 
     def statistics(self) -> ConsumerStatistics:
         c = self._counts
@@ -226,6 +227,9 @@ class CommandConsumer:
         except BaseException as exc:
             await group.__aexit__(type(exc), exc, exc.__traceback__)
             raise
+        if self._failed_to_start is not None:  # raised here as itself, not in a group
+            await group.__aexit__(None, None, None)
+            raise self._failed_to_start
         self._group = group
         return self
 
@@ -244,11 +248,14 @@ class CommandConsumer:
 
     async def _run_in_background(self, *, task_status: TaskStatus[None]) -> None:
         self._opened = False
+        self._failed_to_start = None
         try:
             await self.run(task_status=task_status)
-        except Exception:
-            if not self._opened:
-                raise  # from ``async with``: the consumer never started
+        except Exception as exc:
+            if not self._opened:  # never started: ``async with`` raises it
+                self._failed_to_start = exc
+                task_status.started()
+                return
             logger.exception("command consumer %r stopped on an error", self.name)
 
     def _check_flow(self) -> None:

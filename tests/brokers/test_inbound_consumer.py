@@ -404,3 +404,14 @@ async def test_a_closed_store_stops_the_consumer_and_hands_the_message_back(
     assert source.acked == []
     assert source.dead == []
     assert [m.message_id for m in source.queue] == ["m-1"]
+
+
+async def test_async_with_raises_a_start_up_error_as_itself(store: EventStore) -> None:
+    source = MemorySource()
+    consumer = CommandConsumer(todo_flow(store), source, commands=[MarkAsCompleted])
+
+    with pytest.raises(UnknownCommand, match="MarkAsCompleted"):
+        async with consumer:
+            pytest.fail("the block must not run")
+
+    assert source.max_in_flight is None
