@@ -8,7 +8,14 @@ from typing import Any
 import anyio
 import pytest
 
-from eventuality import CommandConsumer, Event, EventBus, EventStore, Repository
+from eventuality import (
+    CommandConsumer,
+    Event,
+    EventBus,
+    EventStore,
+    Repository,
+    StoreConnectionError,
+)
 from eventuality.inbound import CommandDelivery, CommandSource
 from tests.brokers._kits import BROKERS, Kit, NatsKit, open_kit
 from tests.brokers.test_inbound_consumer import count_events, todo_flow
@@ -298,4 +305,27 @@ async def test_cancelled_mid_dispatch_the_message_is_not_acknowledged_and_commit
 
     assert (held, committed) == (1, 0)
     assert await store.stream_version("Todo-t1") == 1
+    assert await kit.held() == 0
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite-file"])
+async def test_a_transient_failure_goes_back_to_the_broker_and_commits_on_redelivery(
+    kit: Kit, store: EventStore
+) -> None:
+    failures = [StoreConnectionError("the database went away")]
+
+    async def flaky(command: CreateTodo) -> None:
+        if failures:
+            raise failures.pop()
+
+    await kit.send(CreateTodo(id="t1", description="x"), message_id="m-1")
+    consumer = CommandConsumer(todo_flow(store, flaky), kit.source(), commands=COMMANDS)
+
+    async with consumer:
+        await until(lambda: consumer.statistics().acknowledged == 1)
+
+    assert consumer.statistics().retried == 1
+    assert consumer.statistics().received == 2  # delivered again by the broker
+    assert await store.stream_version("Todo-t1") == 1
+    assert await kit.dead_letters() == []
     assert await kit.held() == 0
