@@ -24,6 +24,7 @@ from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventSchemaError as EventSchemaError
 from .errors import EventualityError as EventualityError
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
+from .errors import InvalidCommandMessage as InvalidCommandMessage
 from .errors import InvalidStoreURL as InvalidStoreURL
 from .errors import PartitionsChanged as PartitionsChanged
 from .errors import ProjectionRetired as ProjectionRetired
@@ -51,6 +52,10 @@ from .errors import UnsupportedEventLoop as UnsupportedEventLoop
 from .errors import UnsupportedOperation as UnsupportedOperation
 from .flow import Flow as Flow
 from .idempotency import KeepCommands as KeepCommands
+from .inbound import CommandConsumer as CommandConsumer
+from .inbound import CommandDelivery as CommandDelivery
+from .inbound import CommandSource as CommandSource
+from .inbound import ConsumerStatistics as ConsumerStatistics
 from .messages import TRUSTED_ENVELOPE as TRUSTED_ENVELOPE
 from .messages import Command as Command
 from .messages import Event as Event
@@ -97,7 +102,11 @@ __all__ = [
     "CheckpointConflict",
     "CheckpointMove",
     "Command",
+    "CommandConsumer",
+    "CommandDelivery",
+    "CommandSource",
     "ConcurrencyError",
+    "ConsumerStatistics",
     "DuplicateEventError",
     "Event",
     "EventBus",
@@ -108,6 +117,7 @@ __all__ = [
     "Flow",
     "IdempotencyKeyReused",
     "InMemoryEventStore",
+    "InvalidCommandMessage",
     "InvalidStoreURL",
     "KeepCommands",
     "OutboundMessage",

@@ -12,6 +12,7 @@
     ├── DuplicateEventError     an event id that is already stored (or twice in one append)
     ├── UncommittedEventsError  a handler returned events no unit of work tracks
     ├── IdempotencyKeyReused    an idempotency key already recorded for another command
+    ├── InvalidCommandMessage   also ValueError: a broker message that is no valid command
     ├── CheckpointConflict      a subscription checkpoint moved under another instance
     ├── SubscriptionLocked      another process holds the subscription name
     ├── PartitionsChanged       also ValueError: a name stored with another partition count
@@ -57,6 +58,7 @@ __all__ = [
     "EventSchemaError",
     "EventualityError",
     "IdempotencyKeyReused",
+    "InvalidCommandMessage",
     "InvalidStoreURL",
     "PartitionsChanged",
     "ProjectionRetired",
@@ -309,6 +311,19 @@ class IdempotencyKeyReused(_Described):
             "refused: nothing was run or stored. A retry must send the same command with the "
             "same key; a new command needs a new key (or none: its command id is then the key)."
         )
+
+
+class InvalidCommandMessage(_Described, ValueError):
+    """A message from a broker that no retry can make into a command (no message id, no or an
+    unknown command type, bad JSON, a validation error): a CommandConsumer dead-letters it with
+    this message as the reason. ``message_id`` and ``command_type`` are the message's."""
+
+    def __init__(
+        self, reason: str, *, message_id: str | None = None, command_type: str | None = None
+    ) -> None:
+        self.message_id = message_id
+        self.command_type = command_type
+        super().__init__(reason)
 
 
 class CheckpointConflict(EventualityError):

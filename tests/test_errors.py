@@ -40,6 +40,7 @@ from tests.domain import CreateTodo, MarkAsCompleted, RenameTodo, Todo, TodoCrea
 ERROR_CLASSES = [getattr(errors, name) for name in errors.__all__]
 
 ERRORS: list[EventualityError] = [
+    errors.InvalidCommandMessage("unknown command type", message_id="m-1", command_type="X"),
     ConcurrencyError("Todo-t1", 3, 5),
     ConcurrencyError("Todo-t1", 0, 2),
     ConcurrencyError("Todo-t1", 4, 0),

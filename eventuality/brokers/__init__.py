@@ -1,3 +1,9 @@
-"""Publishers for :class:`~eventuality.Relay`, one module per broker, each importing its client
-only when imported itself: :mod:`eventuality.brokers.nats` (``pip install "eventuality[nats]"``)
-and :mod:`eventuality.brokers.rabbitmq` (``pip install "eventuality[rabbitmq]"``)."""
+"""Other services: eventuality's connections to message brokers (NATS JetStream, RabbitMQ).
+
+Events out: :mod:`~eventuality.brokers.nats` (``JetStreamPublisher``) and
+:mod:`~eventuality.brokers.rabbitmq` (``RabbitPublisher``) publish for a
+:class:`~eventuality.Relay`. Commands in: :mod:`~eventuality.brokers.nats_inbound` and
+:mod:`~eventuality.brokers.rabbitmq_inbound` feed a :class:`~eventuality.CommandConsumer`.
+Each module imports its broker's client, an optional extra (``eventuality[nats]``,
+``eventuality[rabbitmq]``); ``import eventuality`` imports none of them.
+"""
