@@ -1,41 +1,18 @@
-"""The brokers the relay tests talk to: the machine's NATS (with JetStream) and RabbitMQ.
+"""The brokers the relay tests talk to: the machine's NATS (with JetStream) and RabbitMQ, found
+and skipped as for the inbound tests (``_kits.py``: ``EVENTUALITY_TEST_NATS_URL``,
+``EVENTUALITY_TEST_RABBITMQ_URL``). Every relay test works in a stream or exchange of its own,
+removed afterwards, and may put a TCP proxy in front of a broker."""
 
-``EVENTUALITY_TEST_NATS_URL`` and ``EVENTUALITY_TEST_RABBITMQ_URL`` name them (default: the local
-services); a test that needs one that does not answer is skipped, saying why. Every test works
-in a stream or exchange of its own, removed afterwards.
-"""
-
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.brokers._kits import NATS_URL, RABBITMQ_URL, requires_nats, requires_rabbitmq
 from tests.brokers._support import Proxy
 
-NATS_URL = os.environ.get("EVENTUALITY_TEST_NATS_URL", "nats://127.0.0.1:4222")
-RABBITMQ_URL = os.environ.get("EVENTUALITY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def _reachable(url: str, port: int) -> bool:
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or port), 2).close()
-    except OSError:
-        return False
-    return True
-
-
-requires_nats = pytest.mark.skipif(
-    not _reachable(NATS_URL, 4222),
-    reason=f"no NATS server answers at {NATS_URL} (set EVENTUALITY_TEST_NATS_URL)",
-)
-requires_rabbitmq = pytest.mark.skipif(
-    not _reachable(RABBITMQ_URL, 5672),
-    reason=f"no RabbitMQ answers at {RABBITMQ_URL} (set EVENTUALITY_TEST_RABBITMQ_URL)",
-)
+__all__ = ["NATS_URL", "RABBITMQ_URL", "requires_nats", "requires_rabbitmq", "unique_name"]
 
 
 def address(url: str, port: int) -> tuple[str, int]:
