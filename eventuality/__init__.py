@@ -16,6 +16,8 @@ from .bus import BusStatistics as BusStatistics
 from .bus import EventBus as EventBus
 from .errors import AggregateExists as AggregateExists
 from .errors import AggregateNotFound as AggregateNotFound
+from .errors import BrokerError as BrokerError
+from .errors import BrokerUnavailable as BrokerUnavailable
 from .errors import CheckpointConflict as CheckpointConflict
 from .errors import ConcurrencyError as ConcurrencyError
 from .errors import DuplicateEventError as DuplicateEventError
@@ -63,6 +65,11 @@ from .messages import upcaster as upcaster
 from .personal import PersonalData as PersonalData
 from .projections import Projection as Projection
 from .reactions import Reaction as Reaction
+from .relay import OutboundMessage as OutboundMessage
+from .relay import Publisher as Publisher
+from .relay import Relay as Relay
+from .relay import RelayStatistics as RelayStatistics
+from .relay import subject_token as subject_token
 from .repository import Repository as Repository
 from .stores import EventStore as EventStore
 from .stores import InMemoryEventStore as InMemoryEventStore
@@ -88,6 +95,8 @@ __all__ = [
     "Aggregate",
     "AggregateExists",
     "AggregateNotFound",
+    "BrokerError",
+    "BrokerUnavailable",
     "BusStatistics",
     "Capabilities",
     "CheckpointConflict",
@@ -111,13 +120,17 @@ __all__ = [
     "InvalidCommandMessage",
     "InvalidStoreURL",
     "KeepCommands",
+    "OutboundMessage",
     "PartitionsChanged",
     "PersonalData",
     "PostgresEventStore",
     "Projection",
     "ProjectionRetired",
     "ProjectionVersionError",
+    "Publisher",
     "Reaction",
+    "Relay",
+    "RelayStatistics",
     "Repository",
     "SQLiteEventStore",
     "SchemaVersionError",
@@ -155,6 +168,7 @@ __all__ = [
     "open_store",
     "partition_of",
     "register_upcaster",
+    "subject_token",
     "upcaster",
     "wait_for_subscriptions",
 ]

@@ -28,6 +28,8 @@
     ├── StreamNotFound          also LookupError: a lifecycle operation named an unknown stream
     ├── StreamTruncated         a load needs events that a truncation removed
     ├── StreamLifecycleError    also ValueError: a delete, truncate, archive or restore refused
+    ├── BrokerError             a message broker refused or failed; the client's error in __cause__
+    │   └── BrokerUnavailable   the broker is unreachable or the connection was lost: retry later
     └── StoreError              the storage layer failed; the driver's error is in __cause__
         ├── TransientStoreError     retrying may work
         │   ├── StoreBusyError      the database stayed locked past the busy timeout
@@ -48,6 +50,8 @@ from typing import Any
 __all__ = [
     "AggregateExists",
     "AggregateNotFound",
+    "BrokerError",
+    "BrokerUnavailable",
     "CheckpointConflict",
     "ConcurrencyError",
     "DuplicateEventError",
@@ -546,6 +550,18 @@ class StreamLifecycleError(_Described, ValueError):
         self.stream_id = stream_id
         self.operation = operation
         super().__init__(message)
+
+
+class BrokerError(EventualityError):
+    """A message broker (NATS JetStream, RabbitMQ) refused a message or failed; the client's own
+    exception is the ``__cause__``. Retrying the same call never works: fix the setup (a subject
+    no stream takes, a missing exchange) and restart. A :class:`~eventuality.Relay` stops on it."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker could not be reached, the connection was lost, or it did not confirm in time.
+    The messages may or may not have been stored: publish them again (the same message ids)
+    later. A running :class:`~eventuality.Relay` waits and does that itself."""
 
 
 class StoreError(EventualityError):
