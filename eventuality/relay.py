@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -183,6 +183,11 @@ class Relay(Subscription):
         written yet (and always when caught up, stopped or cancelled).
     :param event_types: only these (classes, with subclasses, or type names); ``None``: all.
     :param on_unknown: as for :class:`~eventuality.Subscription`.
+    :param personal_data: an event with personal data (fields marked
+        :class:`~eventuality.PersonalData`) stops the relay with a ``ValueError`` by default
+        (``"refuse"``), nothing of it published: a broker's copy is plaintext beyond the reach of
+        ``forget_subject``. Leave such events out with ``event_types``, or pass ``"publish"`` to
+        publish them knowingly.
     """
 
     def __init__(
@@ -197,6 +202,7 @@ class Relay(Subscription):
         checkpoint_every: int = 1000,
         on_unknown: OnUnknown = "stop",
         batch: int = 256,
+        personal_data: Literal["refuse", "publish"] = "refuse",
     ) -> None:
         if not callable(getattr(publisher, "publish_batch", None)):
             raise TypeError(
@@ -208,6 +214,8 @@ class Relay(Subscription):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be an int of at least 1, not {batch!r}")
         _check_subject(prefix, "prefix")
+        if personal_data not in ("refuse", "publish"):
+            raise ValueError(f'personal_data must be "refuse" or "publish", not {personal_data!r}')
         super().__init__(
             store,
             name,
@@ -220,6 +228,7 @@ class Relay(Subscription):
         self.prefix = prefix
         self.batch = batch
         self._subject_of = subject
+        self.personal_data = personal_data
         self._subjects: dict[str, str] = {}  # event type -> default subject
         self._unsaved = 0
         self._log_end = 0
@@ -245,8 +254,18 @@ class Relay(Subscription):
     def message(self, event: Event) -> OutboundMessage:
         """``event`` as the relay publishes it.
 
-        :raises ValueError: the subject function returned an invalid subject.
+        :raises ValueError: the subject function returned an invalid subject, or the event
+            carries personal data and ``personal_data="refuse"``.
         """
+        cls = type(event)
+        if cls.__personal_fields__ and self.personal_data == "refuse":
+            raise ValueError(
+                f"Relay {self.name!r}: the {event.event_type} event at position {event.position} "
+                f"holds personal data ({', '.join(sorted(cls.__personal_fields__))}); nothing of "
+                "it was published. A broker's copy is plaintext that forget_subject cannot "
+                "erase. Leave such events out with event_types=..., or pass "
+                'personal_data="publish" to publish them knowingly.'
+            )
         if self._subject_of is None:
             subject = self._subjects.get(event.event_type)
             if subject is None:
@@ -259,7 +278,6 @@ class Relay(Subscription):
                 f"Relay {self.name!r}: the subject for the {event.event_type} event at position "
                 f"{event.position}",
             )
-        cls = type(event)
         return OutboundMessage(
             subject=subject,
             message_id=str(event.event_id),

@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 from urllib.parse import unquote
 
 import anyio
@@ -14,9 +15,11 @@ import pytest
 from eventuality import (
     BrokerError,
     BrokerUnavailable,
+    Event,
     EventStore,
     InMemoryEventStore,
     OutboundMessage,
+    PersonalData,
     Relay,
     subject_token,
 )
@@ -232,3 +235,29 @@ def test_a_missing_client_names_the_extra_to_install(module: str, extra: str) ->
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
     assert f'pip install "eventuality[{extra}]"' in result.stderr
+
+
+class PatientAdmitted(Event):
+    __personal_subject__ = "patient_id"
+
+    patient_id: str
+    name: Annotated[str, PersonalData]
+
+
+async def test_personal_data_stops_the_relay_unless_published_knowingly() -> None:
+    async with InMemoryEventStore() as store:
+        await fill(store, 2)
+        await store.append("patient-1", [PatientAdmitted(patient_id="p1", name="Ada")])
+        await fill(store, 1)
+        refused, published = Recorder(), Recorder()
+
+        with pytest.raises(ValueError, match=r"PatientAdmitted event at position 3.*\(name\)"):
+            await Relay(store, "careful", refused).catch_up()
+        await Relay(store, "knowing", published, personal_data="publish").catch_up()
+        await Relay(store, "filtered", Recorder(), event_types=["Ticked"]).catch_up()
+
+        assert await store.get_checkpoint("careful") == 2
+        assert [m.position for m in refused.messages] == [1, 2]
+        assert [m.position for m in published.messages] == [1, 2, 3, 4]
+        assert json.loads(published.messages[2].body) == {"patient_id": "p1", "name": "Ada"}
+        assert await store.get_checkpoint("filtered") == 4
