@@ -237,7 +237,7 @@ def test_a_missing_client_names_the_extra_to_install(module: str, extra: str) ->
     assert f'pip install "eventuality[{extra}]"' in result.stderr
 
 
-class PatientAdmitted(Event):
+class RelayedPatientAdmitted(Event):
     __personal_subject__ = "patient_id"
 
     patient_id: str
@@ -247,11 +247,13 @@ class PatientAdmitted(Event):
 async def test_personal_data_stops_the_relay_unless_published_knowingly() -> None:
     async with InMemoryEventStore() as store:
         await fill(store, 2)
-        await store.append("patient-1", [PatientAdmitted(patient_id="p1", name="Ada")])
+        await store.append("patient-1", [RelayedPatientAdmitted(patient_id="p1", name="Ada")])
         await fill(store, 1)
         refused, published = Recorder(), Recorder()
 
-        with pytest.raises(ValueError, match=r"PatientAdmitted event at position 3.*\(name\)"):
+        with pytest.raises(
+            ValueError, match=r"RelayedPatientAdmitted event at position 3.*\(name\)"
+        ):
             await Relay(store, "careful", refused).catch_up()
         await Relay(store, "knowing", published, personal_data="publish").catch_up()
         await Relay(store, "filtered", Recorder(), event_types=["Ticked"]).catch_up()

@@ -65,13 +65,20 @@ class _Waiter:
         self.promoted = False
 
 
-def connect_inline_writer(path: str) -> sqlite3.Connection:
-    """The loop's own write connection: no busy wait, no checkpoints (see the module)."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=True)
+def connect_inline_writer(path: str) -> sqlite3.Connection | None:
+    """The loop's own write connection: no busy wait, no checkpoints (see the module); None if
+    the database is busy right now (another store switching a new file to WAL, say): the
+    writer thread commits meanwhile, and the next append tries again."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=0)
     try:
-        db.execute("PRAGMA busy_timeout = 0")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA wal_autocheckpoint = 0")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if _busy(exc):
+            return None
+        raise
     except BaseException:
         db.close()
         raise
@@ -94,6 +101,7 @@ class SQLiteGroupCommit:
     _writer_lock: anyio.Lock
     _appended: anyio.Event
     _inline_writer: sqlite3.Connection | None
+    _inline_wanted: bool
     _since_checkpoint: int
     _checkpointing: asyncio.Task[None] | None
     path: str
@@ -195,7 +203,11 @@ class SQLiteGroupCommit:
         False (nothing done) sends them to the writer thread."""
         db = self._inline_writer
         if db is None:
-            return False
+            if not self._inline_wanted:
+                return False
+            db = self._inline_writer = connect_inline_writer(self.path)
+            if db is None:
+                return False
         events = 0
         for job in jobs:
             for request in job.requests:

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 
 from eventuality import Event, SQLiteEventStore
+from eventuality.stores._sqlite_group import connect_inline_writer
 from tests.domain import TodoCreated, TodoRenamed
 
 
@@ -88,3 +89,19 @@ async def test_a_write_cancelled_on_its_way_lands_before_the_caller_moves_on(
             for _ in range(5):
                 await anyio.sleep(0.001)
                 assert await store.get_checkpoint("name") == seen, position
+
+
+def test_the_inline_connection_is_not_made_while_the_file_is_locked_and_is_made_after(
+    tmp_path: Path,
+) -> None:
+    # Another store switching a new file to WAL holds it exclusively for a moment: the store
+    # opening then commits on its writer thread, and makes its inline connection later.
+    path = tmp_path / "locked.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("CREATE TABLE t (x)")
+        other.execute("BEGIN EXCLUSIVE")
+        assert connect_inline_writer(str(path)) is None
+        other.execute("COMMIT")
+    made = connect_inline_writer(str(path))
+    assert made is not None
+    made.close()
