@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -63,7 +62,9 @@ from .rows import (
     CheckpointMove,
     Snapshot,
     StoredEvent,
+    decoded_prefix,
     from_row,
+    from_rows,
     match_retry,
     settle_versions,
 )
@@ -303,7 +304,7 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
     async def rebuilt(self, rows: list[StoredEvent]) -> list[Event]:
         """Rows of this store's backend as events (personal data opened, or masked)."""
         rows = await opened(self._backend, rows, self._capabilities.personal_data)
-        return [from_row(row) for row in rows]
+        return from_rows(rows)
 
     async def prune_commands(
         self, *, recorded_before: datetime | None = None, keep: int | None = None, batch: int = 500
@@ -331,7 +332,7 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
         rows = await opened(self._backend, rows, self._capabilities.personal_data)
-        return [from_row(row) for row in rows]
+        return from_rows(rows)
 
     def read_all(
         self,
@@ -491,7 +492,14 @@ def require_asyncio(store: str) -> None:
 
 
 class _LogReader:
-    """Async iterator over the global log that holds one page at a time and no connection."""
+    """Async iterator over the global log that holds one page at a time and no connection.
+
+    Events are decoded a few rows at a time (:func:`~.rows.decoded_prefix`), not one call per
+    row: few enough that a caller who drops each event as it goes keeps the garbage collector
+    idle (a whole page decoded at once would survive its collections, and cost more than it
+    saves). A row that does not decode raises its error when the iteration reaches it, after
+    the events before it, and the iteration can go on past it, as it would one row at a time.
+    """
 
     def __init__(
         self,
@@ -508,14 +516,22 @@ class _LogReader:
         self._after = after
         self._types = types
         self._page_size = page_size
-        self._rows: deque[StoredEvent] = deque()
+        self._events: list[Event] = []
+        self._next = 0  # in _events
+        self._rows: list[StoredEvent] = []
+        self._start = 0  # the first row of _rows not yet decoded
         self._exhausted = False
 
     def __aiter__(self) -> _LogReader:
         return self
 
     async def __anext__(self) -> Event:
-        while not self._rows:
+        index = self._next
+        events = self._events
+        if index < len(events):
+            self._next = index + 1
+            return events[index]
+        while self._start >= len(self._rows):
             if self._exhausted:
                 raise StopAsyncIteration
             rows = await self._backend.read_log(self._after, self._page_size, self._types)
@@ -525,10 +541,20 @@ class _LogReader:
                 raise StopAsyncIteration
             self._after = rows[-1].position
             if self._partition is not None:
-                index, count = self._partition
-                rows = [row for row in rows if partition_of(row.stream_id, count) == index]
-            self._rows.extend(await opened(self._backend, rows, self._keeps_keys))
-        return from_row(self._rows.popleft())
+                part, count = self._partition
+                rows = [row for row in rows if partition_of(row.stream_id, count) == part]
+            self._rows, self._start = await opened(self._backend, rows, self._keeps_keys), 0
+        start = self._start
+        events = decoded_prefix(self._rows[start : start + _DECODED_AT_ONCE])
+        if events:
+            self._events, self._next, self._start = events, 1, start + len(events)
+            return events[0]
+        self._events, self._next, self._start = events, 0, start + 1
+        return from_row(self._rows[start])  # raises the row's error
+
+
+_DECODED_AT_ONCE = 32
+"""Rows decoded per call while reading the log (see ``_LogReader``)."""
 
 
 # Everything between the user's ":" and the last "@" is the password, even if it holds "/", "?"

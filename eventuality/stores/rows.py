@@ -28,6 +28,7 @@ __all__ = [
     "Snapshot",
     "StoredEvent",
     "from_row",
+    "from_rows",
     "match_retry",
     "refuse_repeat",
     "settle_versions",
@@ -302,6 +303,54 @@ def from_row(row: StoredEvent) -> Event:
             row.event_type, detail, stream_id=row.stream_id, position=row.position or None
         ) from exc.__cause__
     return event
+
+
+def from_rows(rows: Sequence[StoredEvent]) -> list[Event]:
+    """:func:`from_row` of each row, in one loop: the same events, and the same error at the
+    same row (the rows before it are decoded, the error is :func:`from_row`'s own).
+
+    Rows this way skip what a call per row repeats: the checks and lookups made once per page,
+    and the JSON parse of empty metadata. A row the loop cannot decode goes through
+    :func:`from_row`, which raises its error (its upcasters and validators then run a second
+    time: they are meant to be pure).
+    """
+    events = decoded_prefix(rows)
+    for row in rows[len(events) :]:  # from the row decoded_prefix stopped at: raises there
+        events.append(from_row(row))
+    return events
+
+
+def decoded_prefix(rows: Sequence[StoredEvent]) -> list[Event]:
+    """The events of ``rows`` up to the first row that does not decode (unknown type, damaged
+    JSON, a payload its class refuses, a failing upcaster): :func:`from_row` says why."""
+    if _unfinished:
+        check_finished_chains()
+    events: list[Event] = []
+    append = events.append
+    classes = _registry
+    try:
+        for row in rows:
+            _, version, kind, schema, data, metadata, event_id, aggregate_id, at, position = row
+            cls = classes.get(kind)
+            if cls is None:
+                break
+            fields = from_json(data)
+            if type(fields) is not dict:
+                break
+            if schema != cls.__event_version__:
+                if schema > cls.__event_version__:
+                    break
+                fields = upcast_payload(cls, schema, fields)
+            fields["event_id"] = event_id
+            fields["aggregate_id"] = aggregate_id
+            fields["aggregate_version"] = version
+            fields["position"] = position
+            fields["occurred_at"] = at
+            fields["metadata"] = {} if metadata == "{}" else from_json(metadata)
+            append(cls.__pydantic_validator__.validate_python(fields))
+    except Exception:
+        pass  # from_row raises it again, naming the row's stream and position
+    return events
 
 
 class _Damaged(Exception):
