@@ -58,6 +58,7 @@ from .boundary import (
 )
 from .commands import CommandRecord, RecordedCommand, checked_key, prune_in_batches
 from .rows import (
+    DECODED_AT_ONCE,
     AppendRequest,
     CheckpointMove,
     Snapshot,
@@ -326,13 +327,19 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
         :raises StreamDeleted: the stream was deleted (a backend with the lifecycle tier).
         :raises StreamArchived: its events are archived (see :meth:`read_archived`).
         """
+        return from_rows(await self._stream_rows(stream_id, from_version, to_version))
+
+    async def _stream_rows(
+        self, stream_id: str, from_version: int, to_version: int | None
+    ) -> list[StoredEvent]:
+        """The rows :meth:`read_stream` decodes, personal data opened. ``Repository`` replays
+        them a few at a time (:func:`~.rows.events_of`) instead of holding every event."""
         self._check_open()
         last = None if to_version is None else min(to_version, HIGHEST_VERSION)
         if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
-        rows = await opened(self._backend, rows, self._capabilities.personal_data)
-        return from_rows(rows)
+        return await opened(self._backend, rows, self._capabilities.personal_data)
 
     def read_all(
         self,
@@ -545,16 +552,12 @@ class _LogReader:
                 rows = [row for row in rows if partition_of(row.stream_id, count) == part]
             self._rows, self._start = await opened(self._backend, rows, self._keeps_keys), 0
         start = self._start
-        events = decoded_prefix(self._rows[start : start + _DECODED_AT_ONCE])
+        events = decoded_prefix(self._rows[start : start + DECODED_AT_ONCE])
         if events:
             self._events, self._next, self._start = events, 1, start + len(events)
             return events[0]
         self._events, self._next, self._start = events, 0, start + 1
         return from_row(self._rows[start])  # raises the row's error
-
-
-_DECODED_AT_ONCE = 32
-"""Rows decoded per call while reading the log (see ``_LogReader``)."""
 
 
 # Everything between the user's ":" and the last "@" is the password, even if it holds "/", "?"

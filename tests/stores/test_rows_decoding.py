@@ -8,15 +8,17 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from eventuality import (
+    Aggregate,
     Event,
     EventSchemaError,
     InMemoryEventStore,
+    Repository,
     SQLiteEventStore,
     UnknownEventType,
     register_upcaster,
@@ -250,3 +252,92 @@ async def test_read_all_of_a_sqlite_store_decodes_as_from_row(tmp_path: Path) ->
     assert {e.aggregate_id for e in by_stream} == {None}
     assert [(r.stream_id, r.version) for r in stream_rows] == [("s-1", v) for v in range(2, 55)]
     assert stream_rows == [r for r in rows if r.stream_id == "s-1" and r.version >= 2]
+
+
+# a repository's load replays rows as it decodes them
+
+
+class DecodeJournal(Aggregate):
+    lines: tuple[str, ...] = ()
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case DecodeNote(text=text) | DecodeShouted(text=text):
+                self.lines = (*self.lines, text)
+            case DecodeMigrated(name=name):
+                self.lines = (*self.lines, f"migrated {name}")
+
+
+async def _journal(tmp_path: Path, events: int) -> Path:
+    """A journal of ``events`` events; every tenth stored at DecodeMigrated's old version."""
+    path = tmp_path / "journal.db"
+    async with SQLiteEventStore(path) as store:
+        batch: list[Event] = []
+        for i in range(1, events + 1):
+            if i % 10 == 0:
+                batch.append(DecodeMigrated(name=f"m{i}"))
+            elif i % 3 == 0:
+                batch.append(DecodeShouted(text=f"s {i}"))
+            else:
+                batch.append(DecodeNote(text=f"n {i}"))
+        await store.append("DecodeJournal-j", batch)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE eventuality_events SET schema_version = 1, "
+            "data = json_object('title', json_extract(data, '$.name')) "
+            "WHERE event_type = 'DecodeMigrated'"
+        )
+    db.close()
+    return path
+
+
+async def test_a_load_replays_what_read_stream_reads(tmp_path: Path) -> None:
+    path = await _journal(tmp_path, 250)
+
+    async with SQLiteEventStore(path) as store:
+        loaded = await Repository(DecodeJournal, store).load("j")
+        expected = DecodeJournal(id="j")
+        expected.replay(await store.read_stream("DecodeJournal-j"))
+
+    assert loaded.model_dump() == expected.model_dump()
+    assert loaded.version == 250
+    assert loaded.lines[:3] == ("n 1", "n 2", "S 3")
+    assert loaded.lines[9] == "migrated m10"
+
+
+async def test_a_load_of_a_stream_with_a_damaged_row_raises_naming_it(tmp_path: Path) -> None:
+    path = await _journal(tmp_path, 100)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE eventuality_events SET data = '[]' WHERE version = 77")
+    db.close()
+
+    async with SQLiteEventStore(path) as store:
+        with pytest.raises(EventSchemaError) as caught:
+            await Repository(DecodeJournal, store).load("j")
+
+    assert (caught.value.stream_id, caught.value.position) == ("DecodeJournal-j", 77)
+    assert "damaged" in str(caught.value)
+
+
+class _CountingStore(SQLiteEventStore):
+    """A store whose read_stream a subclass replaced: a load must go through it."""
+
+    reads: ClassVar[list[int]] = []
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> list[Event]:
+        self.reads.append(from_version)
+        return await super().read_stream(
+            stream_id, from_version=from_version, to_version=to_version
+        )
+
+
+async def test_a_load_reads_through_a_read_stream_a_subclass_replaced(tmp_path: Path) -> None:
+    path = await _journal(tmp_path, 9)
+
+    async with _CountingStore(path) as store:
+        loaded = await Repository(DecodeJournal, store).load("j")
+
+    assert _CountingStore.reads == [1]
+    assert loaded.lines == ("n 1", "n 2", "S 3", "n 4", "n 5", "S 6", "n 7", "n 8", "S 9")
