@@ -409,11 +409,12 @@ def _envelope(command: Command, metadata: Mapping[str, Any] | None) -> dict[str,
     causation and correlation ids."""
     given = dict(metadata) if metadata else {}
     correlation = given.get("correlation_id") or command.metadata.get("correlation_id")
+    causation = str(command.command_id)
     return {
         **command.metadata,
         **given,
-        "causation_id": str(command.command_id),
-        "correlation_id": str(correlation or command.command_id),
+        "causation_id": causation,
+        "correlation_id": str(correlation) if correlation else causation,
     }
 
 

@@ -14,7 +14,7 @@ from pydantic_core import to_json
 
 from ..errors import DuplicateEventError, StoreUsageError
 from ..messages import Event
-from .rows import _JSON_OBJECT, HIGHEST_VERSION, AppendRequest, CheckpointMove, to_row
+from .rows import _JSON_OBJECT, HIGHEST_VERSION, AppendRequest, CheckpointMove, _plain_json, to_row
 
 __all__ = [
     "HIGHEST_POSITION",
@@ -114,6 +114,9 @@ def checked_metadata(
     """Check metadata once for a whole append, and serialise it once."""
     if not metadata:
         return None
+    if type(metadata) is dict and _plain_json(metadata):
+        checked = dict(metadata)
+        return checked, to_json(checked).decode()
     try:
         checked = _JSON_OBJECT.validate_python(dict(metadata), strict=True)
     except ValidationError as exc:

@@ -9,7 +9,6 @@ without awaiting between its reads and writes, which makes it atomic on the even
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import itertools
 import sqlite3
@@ -30,6 +29,7 @@ from ..errors import (
 )
 from ._memory_keys import MemorySubjectKeys
 from ._memory_streams import MemoryLifecycle
+from ._scheduling import yield_now as checkpoint
 from ._sqlite_ops import WriteRefused, read_only_query
 from ._tiers_front import inside_transaction
 from .base import (
@@ -52,16 +52,6 @@ __all__ = ["InMemoryEventStore"]
 
 _APPEND = "append to the stream"
 _VERSION = "read the stream's version"
-
-
-async def checkpoint() -> None:
-    """anyio's checkpoint (a cancellation point that lets other tasks run), minus the look-up of
-    the running event loop's library on every call: on asyncio it is ``sleep(0)``, as anyio's
-    own asyncio backend does it. Called on every operation, so it is worth the shortcut."""
-    if asyncio._get_running_loop() is not None:
-        await asyncio.sleep(0)
-    else:
-        await anyio.lowlevel.checkpoint()
 
 
 class MemoryBackend(MemoryLifecycle, MemorySubjectKeys):

@@ -5,7 +5,8 @@ never block the writer, nor the writer them). Each aiosqlite connection runs its
 thread; every operation here is one function run whole on that thread (``_sqlite_ops``), so:
 
 * an append (or a whole ``Flow.dispatch`` commit, any number of streams) costs **one** thread
-  round trip, and a ``read_all`` page **one**;
+  round trip, or none at ``synchronous="NORMAL"`` when it is small and the database is free
+  (it commits inline: ``_sqlite_group``), and a ``read_all`` page **one**;
 * small reads cost **none**: for a file, a third connection owned by the event loop's thread
   reads a stream (its first 256 events; the rest of a longer one on a reader thread), a
   snapshot, a stream version, the last position or a checkpoint inline. Such a read takes a few
@@ -17,7 +18,8 @@ thread; every operation here is one function run whole on that thread (``_sqlite
 
 **Group commit.** Appends that arrive while a write transaction is in flight queue up and share
 the next transaction, each inside its own savepoint with its own expected-version check: a
-conflict in one never fails the others, and many concurrent commits pay one fsync.
+conflict in one never fails the others, and many concurrent commits pay one fsync
+(``_sqlite_group``).
 
 **Several processes** on one file serialise their writes through SQLite's lock
 (``BEGIN IMMEDIATE``); a busy database is waited on for ``busy_timeout`` seconds, then
@@ -33,6 +35,7 @@ reads share the writer connection) included: a write through it raises ``StoreEr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -46,7 +49,6 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
 import anyio
-import anyio.lowlevel
 
 from ..errors import StoreClosedError, StoreError
 from . import _sqlite_commands as sqlite_commands
@@ -54,22 +56,21 @@ from . import _sqlite_files as files
 from . import _sqlite_ops as ops
 from . import _sqlite_schema as schema
 from . import _sqlite_streams as streams
-from ._keys import KeyClaims
+from ._scheduling import yield_now
 from ._sqlite_errors import MAPPED, map_error
+from ._sqlite_group import SQLiteGroupCommit, connect_inline_writer
 from ._sqlite_keys import SQLiteSubjectKeys
 from ._sqlite_streams import SQLiteLifecycle
 from ._sqlite_transaction import SQLiteTransaction
 from ._tiers_front import inside_transaction
 from .base import (
-    AppendRequest,
     BackendTransaction,
     EventStore,
     Snapshot,
     StoredEvent,
     poll_appended,
 )
-from .commands import CommandRecord, RecordedCommand
-from .rows import CheckpointMove
+from .commands import RecordedCommand
 
 __all__ = ["SQLiteEventStore"]
 
@@ -82,28 +83,10 @@ _INLINE_ROWS = 256
 _QUERY = "run a query"
 
 
-class _Waiter:
-    """A caller's append queued for the next group commit."""
-
-    __slots__ = ("done", "job", "promoted", "wake")
-
-    def __init__(
-        self,
-        requests: Sequence[AppendRequest],
-        record: CommandRecord | None,
-        claims: KeyClaims | None,
-        checkpoint: CheckpointMove | None = None,
-    ) -> None:
-        params = None if record is None else sqlite_commands.record_params(record)
-        self.job = ops.AppendJob(requests, claims, params, checkpoint)
-        self.wake = anyio.Event()
-        self.done = False
-        self.promoted = False
-
-
-class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
-    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite; the stream
-    lifecycle tier is in ``_sqlite_streams``, the personal-data keys in ``_sqlite_keys``."""
+class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
+    """Rows in one SQLite file (or ``:memory:``), reached through aiosqlite; appends (group
+    and inline commit) are in ``_sqlite_group``, the stream lifecycle tier in
+    ``_sqlite_streams``, the personal-data keys in ``_sqlite_keys``."""
 
     paramstyle = "qmark"
     asyncio_only = True
@@ -118,10 +101,13 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None
+        self._inline_writer: sqlite3.Connection | None = None
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Task[None] | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
-        self._writer_lock = anyio.Lock()
-        self._queue: list[_Waiter] = []
+        self._writer_lock = anyio.Lock(fast_acquire=True)
+        self._queue = []
         self._leading = False
         self._appended = anyio.Event()
 
@@ -155,6 +141,8 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
                 for _ in range(self._reader_count):
                     self._readers.append(await self._connect(writer=False))
                 self._inline = self._connect_inline()
+                if self.synchronous == "NORMAL":
+                    self._inline_writer = self._connect_inline_writer()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.close()
@@ -162,6 +150,7 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         self._next_reader = itertools.cycle(self._readers)
 
     async def close(self) -> None:
+        await self._stop_checkpoints()
         writer = self._writer
         connections = [c for c in self._readers if c is not writer]
         if writer is not None:
@@ -170,6 +159,9 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         inline, self._inline = self._inline, None
         if inline is not None:
             inline.close()
+        inline_writer, self._inline_writer = self._inline_writer, None
+        if inline_writer is not None:
+            inline_writer.close()
         identity, self._identity = self._identity, None
         with anyio.CancelScope(shield=True):
             for connection in connections:
@@ -211,6 +203,12 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
             raise
         return inline
 
+    def _connect_inline_writer(self) -> sqlite3.Connection:
+        try:
+            return connect_inline_writer(self.path)
+        except MAPPED as exc:
+            raise self._map(exc, "open the database") from exc
+
     def _configure(self, db: sqlite3.Connection, writer: bool) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         if writer and not self.in_memory:
@@ -238,10 +236,15 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
         return result
 
     async def _write(self, what: str, function: Callable[..., T], *args: Any) -> T:
-        """Run a write on the writer's thread, refused if the path no longer names our file."""
-        return await self._call(
-            self._writer_connection(), what, self._checked, what, function, *args
-        )
+        """Run a write on the writer's thread, refused if the path no longer names our file.
+
+        Once handed over, the write is waited for even by a cancelled caller (the cancellation
+        comes at its next checkpoint): a caller that moved on before it landed could read the
+        old state right after, then find its own write in its way."""
+        connection = self._writer_connection()
+        with anyio.CancelScope(shield=True):
+            result: T = await self._call(connection, what, self._checked, what, function, *args)
+        return result
 
     def _checked(
         self, db: sqlite3.Connection, what: str, function: Callable[..., T], *args: Any
@@ -263,79 +266,6 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
             raise StoreClosedError(f"SQLite store {self.path!r} was closed")
         return next(self._next_reader)
 
-    async def append(
-        self,
-        requests: Sequence[AppendRequest],
-        record: CommandRecord | None = None,
-        claims: KeyClaims | None = None,
-        checkpoint: CheckpointMove | None = None,
-    ) -> list[StoredEvent]:
-        """Into the next group commit. ``record`` (``append_command``) is inserted first in
-        the caller's savepoint, so a taken key refuses before any row (``_sqlite_commands``);
-        ``checkpoint`` (``append_checkpointed``) is moved there too, before the rows;
-        ``claims`` (``append_with_keys``) are checked after the rows, in the same savepoint."""
-        waiter = _Waiter(requests, record, claims, checkpoint)
-        self._queue.append(waiter)
-        if self._leading:
-            try:
-                await waiter.wake.wait()
-            except BaseException:
-                if waiter in self._queue:
-                    self._queue.remove(waiter)
-                    if waiter.promoted:
-                        self._hand_over()
-                raise
-            if not waiter.done:
-                await self._lead(waiter)
-        else:
-            self._leading = True
-            await self._lead(waiter)
-        job = waiter.job
-        if job.error is not None:
-            if isinstance(job.error, MAPPED):
-                raise self._map(job.error, "append") from job.error
-            raise job.error
-        return job.result
-
-    async def _lead(self, waiter: _Waiter) -> None:
-        """Commit every queued append (``waiter``'s included) in one transaction."""
-        try:
-            async with self._writer_lock:
-                with anyio.CancelScope(shield=True):
-                    batch, self._queue = self._queue, []
-                    try:
-                        await self._write("append", ops.append_group, [w.job for w in batch])
-                    except BaseException as exc:
-                        for w in batch:
-                            w.job.result, w.job.error = [], exc
-                        if not isinstance(exc, Exception):
-                            raise
-                    finally:
-                        for w in batch:
-                            w.done = True
-                            w.wake.set()
-                        if any(w.job.result for w in batch):
-                            self._notify()
-        except BaseException:
-            if waiter in self._queue:
-                self._queue.remove(waiter)
-            raise
-        finally:
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        """Make the first queued caller the next leader, or stand down."""
-        if self._queue:
-            successor = self._queue[0]
-            successor.promoted = True
-            successor.wake.set()
-        else:
-            self._leading = False
-
-    def _notify(self) -> None:
-        self._appended.set()
-        self._appended = anyio.Event()
-
     async def _read(
         self, what: str, function: Callable[..., T], *args: Any, pause: bool = True
     ) -> T:
@@ -352,17 +282,9 @@ class SQLiteBackend(SQLiteLifecycle, SQLiteSubjectKeys):
                 raise self._map(exc, what) from exc
             else:
                 if pause:
-                    await anyio.lowlevel.checkpoint()  # stay cancellable, and let others run
+                    await yield_now()  # stay cancellable, and let others run
                 return result
         return await self._call(self._reader(), what, function, *args)
-
-    append_command = append  # the record rides along in the same call (see append)
-
-    async def append_checkpointed(
-        self, requests: Sequence[AppendRequest], move: CheckpointMove
-    ) -> list[StoredEvent]:
-        """The checkpoint moves in the caller's savepoint of the group commit (see append)."""
-        return await self.append(requests, checkpoint=move)
 
     async def get_command(self, key: str) -> RecordedCommand | None:
         """Inline, without a checkpoint of its own: ``Flow.dispatch`` asks before every
