@@ -304,13 +304,16 @@ def instrument(phases: Phases) -> Callable[[], None]:
 
     import eventuality.aggregate as aggregate_mod
     import eventuality.flow as flow_mod
+    import eventuality.stores._log_reader as log_reader
     import eventuality.stores._sqlite_commands as sqlite_commands
     import eventuality.stores._sqlite_files as sqlite_files
     import eventuality.stores._sqlite_ops as ops
+    import eventuality.stores._sqlite_reads as sqlite_reads
     import eventuality.stores._sqlite_streams as sqlite_streams
     import eventuality.stores._validation as validation
     import eventuality.stores.base as base
     import eventuality.stores.memory as memory
+    import eventuality.stores.rows as rows_mod
     import eventuality.stores.sqlite as sqlite_mod
     from eventuality import Aggregate, Command, Event, EventBus, EventStore, Flow
     from eventuality.idempotency import Idempotency
@@ -348,9 +351,15 @@ def instrument(phases: Phases) -> Callable[[], None]:
     patch(Repository, "_write", "save: Repository.save/_write itself", "coro")
     patch(EventStore, "stream_version", "add: existing-id check (stream_version)", "coro")
     patch(EventStore, "read_stream", "load: read_stream front", "coro")
-    patch(base, "from_row", "decode: from_row (JSON + pydantic validate)")
+    patch(EventStore, "_stream_rows", "load: read_stream front", "coro")
+    # decoding: a load decodes rows as replay asks (events_of -> rows.from_rows), read_stream a
+    # list at once (base.from_rows), read_all 32 rows per step (decoded_prefix)
+    patch(rows_mod, "from_rows", "decode: from_rows (JSON + pydantic validate)")
+    patch(base, "from_rows", "decode: from_rows (JSON + pydantic validate)")
+    patch(log_reader, "decoded_prefix", "decode: from_rows (JSON + pydantic validate)")
     patch(base, "opened", "decode: personal-data pass (opened)", "coro")
-    patch(base._LogReader, "__anext__", "read_all: _LogReader.__anext__ itself", "coro")
+    patch(log_reader, "opened", "decode: personal-data pass (opened)", "coro")
+    patch(log_reader.LogReader, "__anext__", "read_all: LogReader.__anext__ itself", "coro")
     patch(Aggregate, "replay", "load: replay/apply")
     patch(Aggregate, "__init__", "events: aggregate construct (pydantic)")
     patch(Event, "__init__", "events: build event (pydantic validate)")
@@ -392,6 +401,8 @@ def instrument(phases: Phases) -> Callable[[], None]:
     patch(ops, "read_stream", "sql: SELECT stream rows")
     patch(ops, "read_log", "sql: SELECT log page")
     patch(ops, "_stored", "sql: row tuple -> StoredEvent (fromisoformat)")
+    patch(sqlite_reads, "_stream_rows", "sql: SELECT steps + rows -> StoredEvent (fromisoformat)")
+    patch(sqlite_reads, "_log_rows", "sql: SELECT steps + rows -> StoredEvent (fromisoformat)")
 
     def restore() -> None:
         for owner, attr, original in reversed(undo):

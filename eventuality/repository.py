@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from .aggregate import Aggregate, state_fingerprint
 from .errors import AggregateExists, AggregateNotFound, ConcurrencyError, StreamTruncated
 from .messages import Event
 from .stores.base import EventStore, Snapshot
+from .stores.rows import events_of
 from .unit_of_work import active_unit_of_work
 
 __all__ = ["Repository"]
@@ -158,13 +160,23 @@ class Repository(Generic[A]):
             snapshot = await self.store.load_snapshot(stream_id, max_version=version)
         aggregate = self._from_snapshot(snapshot) if snapshot is not None else None
         start = aggregate.version + 1 if aggregate is not None else 1
-        events = await self.store.read_stream(stream_id, from_version=start, to_version=version)
-        if events and events[0].aggregate_version != start:
-            aggregate, events = await self._past_truncation(stream_id, start, version, events)
+        events: Iterable[Event]
+        if getattr(self.store.read_stream, "__func__", None) is EventStore.read_stream:
+            # The store's own read_stream (not one a subclass or a wrapper put in its place):
+            # take its rows and decode them as they are replayed, so a long stream's events
+            # die a few at a time instead of all surviving the garbage collector's passes.
+            rows = await self.store._stream_rows(stream_id, start, version)
+            first, count, events = (rows[0].version if rows else None), len(rows), events_of(rows)
+        else:
+            events = await self.store.read_stream(stream_id, from_version=start, to_version=version)
+            first, count = (events[0].aggregate_version if events else None), len(events)
+        if first is not None and first != start:
+            aggregate, events = await self._past_truncation(stream_id, start, version, list(events))
+            count = len(events)
         if _telemetry.hooks is not None:
-            _telemetry.hooks.replayed(len(events), aggregate is not None)
+            _telemetry.hooks.replayed(count, aggregate is not None)
         if aggregate is None:
-            if not events:
+            if not count:
                 raise AggregateNotFound(cls.aggregate_type, aggregate_id, version)
             aggregate = cls(id=aggregate_id)
         aggregate.replay(events)

@@ -18,31 +18,20 @@ from ..errors import CheckpointConflict, ConcurrencyError, DuplicateEventError
 from . import _sqlite_commands as commands
 from ._keys import KeyClaims
 from ._sqlite_keys import FORGOTTEN, claim
+from ._sqlite_reads import COLUMNS as _COLUMNS
+from ._sqlite_reads import DamagedRow as DamagedRow
+from ._sqlite_reads import read_log as read_log
+from ._sqlite_reads import read_stream as read_stream
 from .base import AppendRequest, Snapshot, StoredEvent, match_retry, settle_versions
 from .lifecycle import StreamState, refuse_gone
 from .rows import CheckpointMove, refuse_repeat
 
-_COLUMNS = (
-    "stream_id, version, event_type, schema_version, data, metadata, event_id, aggregate_id, "
-    "occurred_at, position"
-)
 _INSERT = f"INSERT INTO eventuality_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT = f"SELECT {_COLUMNS} FROM eventuality_events"
 _MAX_PARAMS = 900
 _APPEND = "append to the stream"
 
 Row = tuple[str, int, str, int, str, str, str, str | None, str, int]
-
-
-class DamagedRow(Exception):
-    """A stored event whose ``occurred_at`` is not an ISO 8601 time; the store names it."""
-
-    def __init__(self, stream_id: str, version: int, position: int, value: object) -> None:
-        super().__init__(stream_id, version, position, value)
-        self.stream_id = stream_id
-        self.version = version
-        self.position = position
-        self.value = value
 
 
 class WriteRefused(Exception):
@@ -215,40 +204,6 @@ def _rows_by_id(db: sqlite3.Connection, ids: list[str]) -> list[StoredEvent]:
         found = db.execute(f"{_SELECT} WHERE event_id IN ({marks})", chunk).fetchall()
         rows.extend(_stored(row) for row in found)
     return rows
-
-
-def read_stream(
-    db: sqlite3.Connection,
-    stream_id: str,
-    from_version: int,
-    to_version: int | None,
-    limit: int = -1,
-) -> list[StoredEvent]:
-    """Up to ``limit`` rows (-1: all) of one stream, from ``from_version`` to ``to_version``."""
-    found = db.execute(
-        f"{_SELECT} WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version LIMIT ?",
-        (stream_id, from_version, 2**62 if to_version is None else to_version, limit),
-    ).fetchall()
-    return [_stored(row) for row in found]
-
-
-def read_log(
-    db: sqlite3.Connection, after: int, limit: int, types: frozenset[str] | None
-) -> list[StoredEvent]:
-    if types is None:
-        found = db.execute(
-            f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?", (after, limit)
-        ).fetchall()
-    elif not types:
-        return []
-    else:
-        names = sorted(types)
-        marks = ", ".join("?" * len(names))
-        found = db.execute(
-            f"{_SELECT} WHERE position > ? AND event_type IN ({marks}) ORDER BY position LIMIT ?",
-            (after, *names, limit),
-        ).fetchall()
-    return [_stored(row) for row in found]
 
 
 def stream_version(db: sqlite3.Connection, stream_id: str) -> int:

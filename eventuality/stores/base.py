@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -31,7 +30,8 @@ from ..errors import (
 )
 from ..messages import Event, event_type_names, evolve
 from ._lifecycle_front import LifecycleCalls
-from ._partition_hash import check_partition, partition_of
+from ._log_reader import LogReader
+from ._partition_hash import check_partition
 from ._records_front import RecordCalls
 from ._sealing import append_sealed, opened
 from ._tiers_front import TierCalls, refuse_inside_transaction
@@ -63,7 +63,7 @@ from .rows import (
     CheckpointMove,
     Snapshot,
     StoredEvent,
-    from_row,
+    from_rows,
     match_retry,
     settle_versions,
 )
@@ -303,7 +303,7 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
     async def rebuilt(self, rows: list[StoredEvent]) -> list[Event]:
         """Rows of this store's backend as events (personal data opened, or masked)."""
         rows = await opened(self._backend, rows, self._capabilities.personal_data)
-        return [from_row(row) for row in rows]
+        return from_rows(rows)
 
     async def prune_commands(
         self, *, recorded_before: datetime | None = None, keep: int | None = None, batch: int = 500
@@ -325,13 +325,19 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
         :raises StreamDeleted: the stream was deleted (a backend with the lifecycle tier).
         :raises StreamArchived: its events are archived (see :meth:`read_archived`).
         """
+        return from_rows(await self._stream_rows(stream_id, from_version, to_version))
+
+    async def _stream_rows(
+        self, stream_id: str, from_version: int, to_version: int | None
+    ) -> list[StoredEvent]:
+        """The rows :meth:`read_stream` decodes, personal data opened. ``Repository`` replays
+        them a few at a time (:func:`~.rows.events_of`) instead of holding every event."""
         self._check_open()
         last = None if to_version is None else min(to_version, HIGHEST_VERSION)
         if from_version > HIGHEST_VERSION or (last is not None and last < from_version):
             return []
         rows = await self._backend.read_stream(stream_id, from_version, last)
-        rows = await opened(self._backend, rows, self._capabilities.personal_data)
-        return [from_row(row) for row in rows]
+        return await opened(self._backend, rows, self._capabilities.personal_data)
 
     def read_all(
         self,
@@ -354,7 +360,7 @@ class EventStore(LifecycleCalls, RecordCalls, TierCalls):
         types = None if event_types is None else event_type_names(event_types)
         if types is not None and Event in (t for t in event_types or () if isinstance(t, type)):
             types = None
-        return _LogReader(
+        return LogReader(
             self._backend,
             min(from_position, HIGHEST_POSITION),
             types,
@@ -488,47 +494,6 @@ def require_asyncio(store: str) -> None:
             "under another event loop (trio?). Run it with asyncio (anyio.run(main) or "
             "anyio.run(main, backend='asyncio')), or use InMemoryEventStore, which runs on both."
         ) from None
-
-
-class _LogReader:
-    """Async iterator over the global log that holds one page at a time and no connection."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        after: int,
-        types: frozenset[str] | None,
-        page_size: int,
-        keeps_keys: bool,
-        partition: tuple[int, int] | None = None,
-    ) -> None:
-        self._backend = backend
-        self._partition = partition
-        self._keeps_keys = keeps_keys
-        self._after = after
-        self._types = types
-        self._page_size = page_size
-        self._rows: deque[StoredEvent] = deque()
-        self._exhausted = False
-
-    def __aiter__(self) -> _LogReader:
-        return self
-
-    async def __anext__(self) -> Event:
-        while not self._rows:
-            if self._exhausted:
-                raise StopAsyncIteration
-            rows = await self._backend.read_log(self._after, self._page_size, self._types)
-            if len(rows) < self._page_size:
-                self._exhausted = True
-            if not rows:
-                raise StopAsyncIteration
-            self._after = rows[-1].position
-            if self._partition is not None:
-                index, count = self._partition
-                rows = [row for row in rows if partition_of(row.stream_id, count) == index]
-            self._rows.extend(await opened(self._backend, rows, self._keeps_keys))
-        return from_row(self._rows.popleft())
 
 
 # Everything between the user's ":" and the last "@" is the password, even if it holds "/", "?"

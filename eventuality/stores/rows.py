@@ -9,7 +9,7 @@ the rules are written once and hold the same on every store.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,6 +28,8 @@ __all__ = [
     "Snapshot",
     "StoredEvent",
     "from_row",
+    "from_rows",
+    "events_of",
     "match_retry",
     "refuse_repeat",
     "settle_versions",
@@ -302,6 +304,69 @@ def from_row(row: StoredEvent) -> Event:
             row.event_type, detail, stream_id=row.stream_id, position=row.position or None
         ) from exc.__cause__
     return event
+
+
+def from_rows(rows: Sequence[StoredEvent]) -> list[Event]:
+    """:func:`from_row` of each row, in one loop: the same events, and the same error at the
+    same row (the rows before it are decoded, the error is :func:`from_row`'s own).
+
+    Rows this way skip what a call per row repeats: the checks and lookups made once per page,
+    and the JSON parse of empty metadata. A row the loop cannot decode goes through
+    :func:`from_row`, which raises its error (its upcasters and validators then run a second
+    time: they are meant to be pure).
+    """
+    events = decoded_prefix(rows)
+    for row in rows[len(events) :]:  # from the row decoded_prefix stopped at: raises there
+        events.append(from_row(row))
+    return events
+
+
+DECODED_AT_ONCE = 32
+"""Rows decoded per call where events are used one by one (a replay, ``read_all``)."""
+
+
+def events_of(rows: Sequence[StoredEvent]) -> Iterator[Event]:
+    """:func:`from_rows` of ``rows``, :data:`DECODED_AT_ONCE` rows at a time.
+
+    For a caller that drops each event as it goes (a replay): it never holds more than a few,
+    so they die before the garbage collector's next pass. A list of 10,000 events survives
+    every pass made while it is built, and the passes cost more than the decoding saves.
+    """
+    for start in range(0, len(rows), DECODED_AT_ONCE):
+        yield from from_rows(rows[start : start + DECODED_AT_ONCE])
+
+
+def decoded_prefix(rows: Sequence[StoredEvent]) -> list[Event]:
+    """The events of ``rows`` up to the first row that does not decode (unknown type, damaged
+    JSON, a payload its class refuses, a failing upcaster): :func:`from_row` says why."""
+    if _unfinished:
+        check_finished_chains()
+    events: list[Event] = []
+    append = events.append
+    classes = _registry
+    try:
+        for row in rows:
+            _, version, kind, schema, data, metadata, event_id, aggregate_id, at, position = row
+            cls = classes.get(kind)
+            if cls is None:
+                break
+            fields = from_json(data)
+            if type(fields) is not dict:
+                break
+            if schema != cls.__event_version__:
+                if schema > cls.__event_version__:
+                    break
+                fields = upcast_payload(cls, schema, fields)
+            fields["event_id"] = event_id
+            fields["aggregate_id"] = aggregate_id
+            fields["aggregate_version"] = version
+            fields["position"] = position
+            fields["occurred_at"] = at
+            fields["metadata"] = {} if metadata == "{}" else from_json(metadata)
+            append(cls.__pydantic_validator__.validate_python(fields))
+    except Exception:
+        pass  # from_row raises it again, naming the row's stream and position
+    return events
 
 
 class _Damaged(Exception):
