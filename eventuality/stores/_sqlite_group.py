@@ -11,10 +11,12 @@ owned by the event loop's thread, which never waits for a lock: if another proce
 database, ``BEGIN IMMEDIATE`` fails at once, nothing was done, and the group goes to the writer
 thread, which waits for the lock as before. The inline connection never checkpoints the WAL (a
 checkpoint fsyncs, which would block the loop): after every ``CHECKPOINT_EVERY`` inline commits
-a checkpoint runs on the writer thread in the background, off the loop. It is a ``RESTART``
-checkpoint: a passive one, racing the commits that follow, would never catch up with them and
-the WAL would grow without end. While it runs, a commit finds the database busy and goes to the
-writer thread, which takes it as soon as the checkpoint is done.
+a checkpoint runs on the writer thread in the background, off the loop: first a passive one,
+which copies the WAL into the database while commits go on, then a ``RESTART`` one for the few
+frames committed meanwhile, so that the next commit starts the WAL over (a passive checkpoint
+alone, racing the commits, would never catch up and the WAL would grow without end). While the
+short ``RESTART`` runs, a commit finds the database busy and goes to the writer thread, which
+takes it as soon as the checkpoint is done.
 ``FULL`` and ``EXTRA`` always commit on the writer thread: their fsync must not block the loop.
 """
 
@@ -262,4 +264,5 @@ class SQLiteGroupCommit:
 
 
 def _checkpoint_wal(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
