@@ -105,6 +105,8 @@ def _numbered(
 class PostgresAppends:
     """The appends of :class:`~eventuality.stores.postgres.PostgresBackend`."""
 
+    _appending = 0  # one-statement appends of this backend on their way
+
     if TYPE_CHECKING:
         db: Connections
         sql: Statements
@@ -114,6 +116,8 @@ class PostgresAppends:
         ) -> None: ...
 
         async def stream_version(self, stream_id: str) -> int: ...
+
+        def announce(self, notified: bool) -> None: ...
 
     async def append(
         self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
@@ -207,13 +211,21 @@ class PostgresAppends:
             [r.event_id for r in rows],
             [encode(r.aggregate_id) for r in rows],
             [r.occurred_at for r in rows],
-            self.sql.channel,
-            *command,
         )
-        async with self.db.pooled("append", _RETRY, _APPEND_UNCERTAIN) as connection:
-            transaction_id, versions, states, key_taken = await connection.fetchrow(
-                self.sql.append, *arguments
-            )
+        # Alone, the append notifies in its own transaction (no extra round trip); beside
+        # others of this process, once committed, so their commits share a WAL flush (see
+        # _postgres_notify).
+        alone = not self._appending
+        self._appending += 1
+        try:
+            async with self.db.pooled("append", _RETRY, _APPEND_UNCERTAIN) as connection:
+                transaction_id, versions, states, key_taken = await connection.fetchrow(
+                    self.sql.append, *arguments, self.sql.channel if alone else None, *command
+                )
+                if transaction_id is not None:  # committed (before any await: even if cancelled)
+                    self.announce(notified=alone)
+        finally:
+            self._appending -= 1
         if key_taken:
             assert record is not None
             raise KeyTaken(record.key)

@@ -168,6 +168,7 @@ class Statements:
             "SELECT transaction_id, versions, states, key_taken "
             f"FROM {s}.eventuality_append({', '.join(f'${n}' for n in range(1, 22))})"
         )
+        self.notify = "SELECT pg_notify($1, '')"
         self.get_command = (
             "SELECT command_type, command_id, digest, recorded_at, first_position, last_position "
             f"FROM {commands} WHERE key = $1"
@@ -322,7 +323,9 @@ def _append_function(s: str) -> str:
                         metadatas, event_ids, aggregate_ids, occurred)
                  WITH ORDINALITY AS r(k, p, o, t, sv, d, m, i, a, ts, n)
             ORDER BY r.n;
-            PERFORM pg_notify(channel, '');
+            IF channel IS NOT NULL THEN
+                PERFORM pg_notify(channel, '');
+            END IF;
         END
         $body$"""
 

@@ -26,9 +26,9 @@ transaction, does all of that as a transaction of its own (``_postgres_append``)
 claims personal-data keys or moves a checkpoint takes four or more (BEGIN with the locks, its
 statements, COMMIT).
 
-**Live following.** Each append sends ``NOTIFY`` in its transaction; one listening connection
-per store wakes ``wait_appended``. If it drops, waits fall back to polling with backoff and the
-listener reconnects on the next wait.
+**Live following.** Each append sends ``NOTIFY``, once committed (``_postgres_notify`` says
+why not in its transaction); one listening connection per store wakes ``wait_appended``. If it
+drops, waits fall back to polling with backoff and the listener reconnects on the next wait.
 
 **Subscriptions across processes.** ``hold_name`` takes a session advisory lock on a connection
 of its own, so one instance per subscription name runs at a time; when its holder dies, the
@@ -62,7 +62,6 @@ import asyncpg
 from ..errors import (
     CheckpointConflict,
     SchemaVersionError,
-    StoreConnectionError,
     SubscriptionLocked,
 )
 from ._postgres_append import PostgresAppends
@@ -75,6 +74,7 @@ from ._postgres_conn import (
 )
 from ._postgres_keys import PostgresSubjectKeys
 from ._postgres_leases import PostgresLeases, lease_session
+from ._postgres_notify import PostgresNotifications
 from ._postgres_sql import SCHEMA_VERSION, Statements
 from ._postgres_streams import PostgresLifecycle, parse_state
 from ._postgres_transaction import PostgresTransaction
@@ -83,7 +83,6 @@ from .base import (
     EventStore,
     Snapshot,
     StoredEvent,
-    poll_appended,
     redact_dsn,
 )
 from .lifecycle import refuse_gone
@@ -93,7 +92,9 @@ __all__ = ["PostgresEventStore"]
 _LOCK_POLL = 0.2
 
 
-class PostgresBackend(PostgresAppends, PostgresLifecycle, PostgresSubjectKeys):
+class PostgresBackend(
+    PostgresAppends, PostgresNotifications, PostgresLifecycle, PostgresSubjectKeys
+):
     """Rows in PostgreSQL tables in one schema, through an asyncpg pool; the appends are in
     ``_postgres_append``, the stream lifecycle tier in ``_postgres_streams``, the
     personal-data keys in ``_postgres_keys``."""
@@ -110,14 +111,6 @@ class PostgresBackend(PostgresAppends, PostgresLifecycle, PostgresSubjectKeys):
         self.sql = Statements(schema)
         self.keys_sql = self.sql.keys
         self.db = Connections(dsn, schema, min_size, max_size)
-        self._listener: asyncpg.Connection | None = None
-        self._listener_retry_at = 0.0
-        self._appended = anyio.Event()
-
-    @property
-    def listening(self) -> bool:
-        """Whether the notification connection is up (else waits poll)."""
-        return self._listener is not None and not self._listener.is_closed()
 
     async def open(self) -> None:
         await self.db.open()
@@ -145,10 +138,7 @@ class PostgresBackend(PostgresAppends, PostgresLifecycle, PostgresSubjectKeys):
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            listener, self._listener = self._listener, None
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.close(timeout=5)
+            await self._close_notifications()
             await self.db.close()
 
     def _pooled(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
@@ -191,48 +181,6 @@ class PostgresBackend(PostgresAppends, PostgresLifecycle, PostgresSubjectKeys):
     async def last_position(self) -> int:
         async with self.db.pooled("read the last position") as connection:
             return int(await connection.fetchval(self.sql.last_position))
-
-    async def wait_appended(self, after: int, timeout: float) -> bool:
-        """Woken by NOTIFY; polls with backoff as well, for notifications that cannot come (a
-        blocking transaction that rolled back) or a listener that is down."""
-
-        async def wake() -> anyio.Event:
-            await self._listen()
-            return self._appended
-
-        return await poll_appended(self.last_position, wake, after, timeout)
-
-    async def _listen(self) -> None:
-        """(Re)connect the notification listener, at most once a second after a failure. A
-        failure here is never an error: polling covers for it and the next wait tries again."""
-        self.db.check_open()
-        if self.listening or anyio.current_time() < self._listener_retry_at:
-            return
-        self._listener_retry_at = anyio.current_time() + 1.0
-        try:
-            listener = await self.db.connect()
-        except StoreConnectionError:
-            return
-        try:
-            await listener.add_listener(self.sql.channel, self._notified)
-        except BaseException as exc:
-            listener.terminate()
-            if isinstance(exc, Exception):
-                return
-            raise  # cancelled
-        if not self.db.is_open:  # closed while we connected: leave no listener behind
-            listener.terminate()
-            self.db.check_open()
-        listener.add_termination_listener(self._listener_lost)
-        self._listener = listener
-
-    def _notified(self, *_: object) -> None:
-        self._appended.set()
-        self._appended = anyio.Event()
-
-    def _listener_lost(self, *_: object) -> None:
-        self._listener = None
-        self._notified()
 
     @asynccontextmanager
     async def hold_name(self, name: str) -> AsyncIterator[None]:

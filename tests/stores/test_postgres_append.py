@@ -1,7 +1,7 @@
 """The PostgreSQL append in one round trip (schema 3's ``eventuality_append``): a failed check
 writes nothing, it queues on the same stream locks as the appends that still run in a
-transaction of their own, a cancelled one leaves nothing behind, and opening a schema-2 store
-creates the function."""
+transaction of their own, a cancelled one leaves nothing behind, opening a schema-2 store creates
+the function, and appends notify listeners whether they run alone or beside others."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,3 +154,28 @@ async def test_opening_a_schema_2_store_creates_the_append_function(tmp_path: Pa
     assert function[0][0] is not None
     assert appended[0].aggregate_version == 1
     assert [event.payload for event in before] == [{"description": "v2"}]
+
+
+@pytest.mark.parametrize("beside_others", [False, True])
+async def test_appends_alone_or_beside_others_notify_other_processes(
+    tmp_path: Path, beside_others: bool
+) -> None:
+    heard = anyio.Event()
+    listener = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await listener.add_listener(
+            f"eventuality_{postgres_schema(tmp_path)}", lambda *_: heard.set()
+        )
+        async with _store(tmp_path) as pg:
+            backend = pg.backend
+            assert isinstance(backend, PostgresBackend)
+            if beside_others:  # as if another append were on its way: NOTIFY after the commit
+                backend._appending += 1
+            await pg.append("s", [TodoCreated(description="x")])
+
+            with anyio.fail_after(5):
+                await heard.wait()
+            if beside_others:
+                backend._appending -= 1
+    finally:
+        await listener.close()
