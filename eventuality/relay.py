@@ -17,7 +17,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from types import TracebackType
+from typing import Literal, Protocol, Self
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -29,6 +30,7 @@ from .stores.base import EventStore
 from .subscriptions import OnUnknown, Subscription
 
 __all__ = [
+    "ClosingPublisher",
     "OutboundMessage",
     "Publisher",
     "Relay",
@@ -90,6 +92,24 @@ class Publisher(Protocol):
     async def aclose(self) -> None:
         """Close the connection, if the publisher opened it."""
         ...
+
+
+class ClosingPublisher:
+    """``async with publisher:`` closes it on the way out (a base for the publishers here)."""
+
+    async def aclose(self) -> None:
+        """Close the connection, if the publisher opened it."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 @dataclass(frozen=True, slots=True)

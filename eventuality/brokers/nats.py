@@ -14,11 +14,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from ..errors import BrokerError, BrokerUnavailable
-from ..relay import OutboundMessage
+from ..relay import ClosingPublisher, OutboundMessage
 
 try:
     import nats
@@ -52,7 +51,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-class JetStreamPublisher:
+class JetStreamPublisher(ClosingPublisher):
     """Publishes to the JetStream stream ``stream``, creating it if it does not exist.
 
     :param servers: the NATS URL(s); the connection opens on the first batch and again after
@@ -111,17 +110,6 @@ class JetStreamPublisher:
 
     def __repr__(self) -> str:
         return f"JetStreamPublisher(stream={self.stream!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def publish_batch(self, messages: Sequence[OutboundMessage]) -> None:
         """Publish ``messages`` in order and wait until JetStream acknowledged each.

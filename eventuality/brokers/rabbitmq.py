@@ -14,11 +14,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from ..errors import BrokerError, BrokerUnavailable
-from ..relay import OutboundMessage
+from ..relay import ClosingPublisher, OutboundMessage
 
 try:
     import aio_pika
@@ -48,7 +47,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-class RabbitPublisher:
+class RabbitPublisher(ClosingPublisher):
     """Publishes to RabbitMQ exchange ``exchange``, declaring it (durable) unless told not to.
 
     :param url: the AMQP URL; the connection opens on the first batch and again after any
@@ -92,17 +91,6 @@ class RabbitPublisher:
 
     def __repr__(self) -> str:
         return f"RabbitPublisher(exchange={self.exchange!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def publish_batch(self, messages: Sequence[OutboundMessage]) -> None:
         """Publish ``messages`` in order and wait until RabbitMQ confirmed each.

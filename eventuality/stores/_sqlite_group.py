@@ -103,7 +103,8 @@ class SQLiteGroupCommit:
     _writer_lock: anyio.Lock
     _appended: anyio.Event
     _inline_writer: sqlite3.Connection | None
-    _inline_wanted: bool
+    _inline: sqlite3.Connection | None
+    synchronous: str
     _since_checkpoint: int
     _checkpointing: asyncio.Task[None] | None
     path: str
@@ -205,7 +206,7 @@ class SQLiteGroupCommit:
         False (nothing done) sends them to the writer thread."""
         db = self._inline_writer
         if db is None:
-            if not self._inline_wanted:
+            if self._inline is None or self.synchronous != "NORMAL":  # closed, :memory:, FULL
                 return False
             db = self._inline_writer = connect_inline_writer(self.path)
             if db is None:

@@ -102,7 +102,6 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
         self._writer: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None
         self._inline_writer: sqlite3.Connection | None = None
-        self._inline_wanted = False
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self._readers: list[aiosqlite.Connection] = []
@@ -143,7 +142,6 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
                     self._readers.append(await self._connect(writer=False))
                 self._inline = self._connect_inline()
                 if self.synchronous == "NORMAL":
-                    self._inline_wanted = True
                     self._inline_writer = self._connect_inline_writer()
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -162,7 +160,6 @@ class SQLiteBackend(SQLiteGroupCommit, SQLiteLifecycle, SQLiteSubjectKeys):
         if inline is not None:
             inline.close()
         inline_writer, self._inline_writer = self._inline_writer, None
-        self._inline_wanted = False
         if inline_writer is not None:
             inline_writer.close()
         identity, self._identity = self._identity, None
