@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from ._postgres_keys import KeyStatements
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 
 # A position is transaction id * TRANSACTION_SLOTS + the event's place in its append.
 TRANSACTION_SLOTS = 1 << 20
@@ -104,8 +104,6 @@ class Statements:
                 f"CREATE INDEX IF NOT EXISTS eventuality_commands_by_time "
                 f"ON {commands} (recorded_at)",
             ],
-            # Schema 2 to 3: one function per append, so an append is one round trip.
-            3: [_append_function(s)],
         }
         self.schema_version = f"SELECT version FROM {s}.eventuality_schema WHERE id = 1"
         self.set_schema_version = (
@@ -162,13 +160,6 @@ class Statements:
             )
             SELECT (SELECT count(*) FROM command), pg_notify($11, '')
             FROM (SELECT count(*) FROM inserted) AS done"""
-        # One append, one round trip: the function (schema 3) runs as the statement's own
-        # transaction when called outside one. Its arguments: see _postgres_append.
-        self.append = (
-            "SELECT transaction_id, versions, states, key_taken "
-            f"FROM {s}.eventuality_append({', '.join(f'${n}' for n in range(1, 22))})"
-        )
-        self.notify = "SELECT pg_notify($1, '')"
         self.get_command = (
             "SELECT command_type, command_id, digest, recorded_at, first_position, last_position "
             f"FROM {commands} WHERE key = $1"
@@ -239,95 +230,8 @@ class Statements:
         appends to the same streams queue in one order and never deadlock: one round trip
         (simple protocol, so the keys are literals, computed here from a hash of schema and
         stream id). Two-key locks never meet the one-key ones of ``try_lock``."""
-        keys = self.lock_keys(stream_ids)
+        keys = sorted({_lock_key(self._lock_prefix + stream_id) for stream_id in stream_ids})
         return "BEGIN; " + " ".join(f"SELECT pg_advisory_xact_lock({a}, {b});" for a, b in keys)
-
-    def lock_keys(self, stream_ids: Iterable[bytes]) -> list[tuple[int, int]]:
-        """The advisory lock keys of the streams, in the order to take them."""
-        return sorted({_lock_key(self._lock_prefix + stream_id) for stream_id in stream_ids})
-
-
-def _append_function(s: str) -> str:
-    """``eventuality_append``: an append in one statement, so in one round trip and, called
-    outside a transaction, in one transaction of its own (atomic with no BEGIN or COMMIT).
-
-    It does what ``begin_append``, ``prepare_append`` and ``insert_command`` do in four round
-    trips: the stream locks in the given (sorted) order, then the versions and states, read by
-    a statement after the locks (a volatile plpgsql function takes a fresh snapshot per
-    statement, so it sees every append that held them before), then the checks. If a stream
-    is deleted or archived or not at its expected version, or the command's key is taken, it
-    writes nothing and returns no transaction id (the caller raises, with what it returned).
-    Else it inserts the command record, the events (positions from the transaction id) and
-    notifies. Rows come sorted by (stream, version); ``renumber`` says which streams' rows take
-    ``current version + place`` (``place`` 1, 2, ...) rather than their own ``place``.
-    """
-    events, commands = f"{s}.eventuality_events", f"{s}.eventuality_commands"
-    return f"""
-        CREATE OR REPLACE FUNCTION {s}.eventuality_append(
-            lock_a integer[], lock_b integer[], stream_ids bytea[], expected integer[],
-            renumber boolean[], stream_of integer[], place integer[], offsets integer[],
-            event_types text[], schema_versions integer[], payloads json[], metadatas json[],
-            event_ids uuid[], aggregate_ids bytea[], occurred timestamptz[], channel text,
-            command_key text, command_type text, command_id text, command_digest text,
-            command_recorded timestamptz,
-            OUT transaction_id bigint, OUT versions integer[], OUT states text[],
-            OUT key_taken boolean
-        ) LANGUAGE plpgsql VOLATILE AS $body$
-        DECLARE
-            lock_n integer;
-            base bigint;
-            total integer := coalesce(array_length(offsets, 1), 0);
-        BEGIN
-            key_taken := false;
-            FOR lock_n IN 1 .. coalesce(array_length(lock_a, 1), 0) LOOP
-                PERFORM pg_advisory_xact_lock(lock_a[lock_n], lock_b[lock_n]);
-            END LOOP;
-            SELECT
-                ARRAY(
-                    SELECT coalesce((SELECT max(e.version) FROM {events} e
-                                     WHERE e.stream_id = u.stream_id), 0)
-                    FROM unnest(stream_ids) WITH ORDINALITY AS u(stream_id, k) ORDER BY u.k
-                ),
-                ARRAY(
-                    SELECT (SELECT g.state || ':' || g.version FROM {s}.eventuality_streams g
-                            WHERE g.stream_id = u.stream_id)
-                    FROM unnest(stream_ids) WITH ORDINALITY AS u(stream_id, k) ORDER BY u.k
-                )
-            INTO versions, states;
-            IF EXISTS (
-                SELECT 1 FROM unnest(states, expected, versions) AS c(gone, wanted, actual)
-                WHERE c.gone IS NOT NULL OR c.wanted <> c.actual
-            ) THEN
-                RETURN;
-            END IF;
-            transaction_id := pg_current_xact_id()::text::bigint;
-            base := transaction_id * {TRANSACTION_SLOTS};
-            IF command_key IS NOT NULL THEN
-                INSERT INTO {commands} (key, command_type, command_id, digest, first_position,
-                                        last_position, recorded_at)
-                VALUES (command_key, command_type, command_id, command_digest,
-                        CASE WHEN total = 0 THEN 0 ELSE base END,
-                        CASE WHEN total = 0 THEN 0 ELSE base + total - 1 END, command_recorded)
-                ON CONFLICT (key) DO NOTHING;
-                IF NOT FOUND THEN
-                    key_taken := true;
-                    transaction_id := NULL;
-                    RETURN;
-                END IF;
-            END IF;
-            INSERT INTO {events} ({_COLUMNS})
-            SELECT base + r.o, stream_ids[r.k],
-                   CASE WHEN renumber[r.k] THEN versions[r.k] + r.p ELSE r.p END,
-                   r.t, r.sv, r.d, r.m, r.i, r.a, r.ts
-            FROM unnest(stream_of, place, offsets, event_types, schema_versions, payloads,
-                        metadatas, event_ids, aggregate_ids, occurred)
-                 WITH ORDINALITY AS r(k, p, o, t, sv, d, m, i, a, ts, n)
-            ORDER BY r.n;
-            IF channel IS NOT NULL THEN
-                PERFORM pg_notify(channel, '');
-            END IF;
-        END
-        $body$"""
 
 
 def _lock_key(data: bytes) -> tuple[int, int]:

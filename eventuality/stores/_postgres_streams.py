@@ -220,7 +220,7 @@ class PostgresLifecycle:
         return await self._locked("restore a stream", stream_id, work)
 
     async def read_archived(self, stream_id: str) -> list[StoredEvent]:
-        from ._postgres_append import stored_event as _stored
+        from .postgres import _stored
 
         async with self.db.pooled("read archived events") as connection:
             found: list[Any] = await connection.fetch(

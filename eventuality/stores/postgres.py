@@ -21,14 +21,12 @@ transaction-level advisory lock per stream it writes (in key order, so two appen
 deadlock), then reads the versions in a statement of its own, whose snapshot sees every append
 that held the lock before. So an unchecked append (``expected_version=None``) always finds the
 true version and succeeds, and of two checked appends to one version exactly one wins. An append
-is one round trip: one call of the schema's ``eventuality_append`` function, outside a
-transaction, does all of that as a transaction of its own (``_postgres_append``); one that also
-claims personal-data keys or moves a checkpoint takes four or more (BEGIN with the locks, its
-statements, COMMIT).
+costs four round trips: BEGIN with the locks, one statement that takes the transaction id and
+reads the stream versions, one that inserts and notifies, COMMIT.
 
-**Live following.** Each append sends ``NOTIFY``, once committed (``_postgres_notify`` says
-why not in its transaction); one listening connection per store wakes ``wait_appended``. If it
-drops, waits fall back to polling with backoff and the listener reconnects on the next wait.
+**Live following.** Each append sends ``NOTIFY`` in its transaction; one listening connection
+per store wakes ``wait_appended``. If it drops, waits fall back to polling with backoff and the
+listener reconnects on the next wait.
 
 **Subscriptions across processes.** ``hold_name`` takes a session advisory lock on a connection
 of its own, so one instance per subscription name runs at a time; when its holder dies, the
@@ -54,6 +52,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -61,43 +60,74 @@ import asyncpg
 
 from ..errors import (
     CheckpointConflict,
+    ConcurrencyError,
     SchemaVersionError,
+    StoreConnectionError,
     SubscriptionLocked,
+    TransientStoreError,
 )
-from ._postgres_append import PostgresAppends
-from ._postgres_append import encode as _encode
-from ._postgres_append import stored_event as _stored
+from ._keys import KeyClaims
 from ._postgres_conn import (
     WRITE_UNCERTAIN,
     Connections,
     end_transaction,
 )
-from ._postgres_keys import PostgresSubjectKeys
+from ._postgres_keys import PostgresSubjectKeys, claim
 from ._postgres_leases import PostgresLeases, lease_session
-from ._postgres_notify import PostgresNotifications
-from ._postgres_sql import SCHEMA_VERSION, Statements
+from ._postgres_sql import SCHEMA_VERSION, TRANSACTION_SLOTS, Statements
 from ._postgres_streams import PostgresLifecycle, parse_state
 from ._postgres_transaction import PostgresTransaction
 from .base import (
+    AppendRequest,
     BackendTransaction,
     EventStore,
     Snapshot,
     StoredEvent,
+    match_retry,
+    poll_appended,
     redact_dsn,
+    settle_versions,
 )
+from .commands import CommandRecord, KeyTaken, RecordedCommand, with_positions
 from .lifecycle import refuse_gone
+from .rows import CheckpointMove, refuse_repeat
 
 __all__ = ["PostgresEventStore"]
 
 _LOCK_POLL = 0.2
+_RETRY = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_APPEND_UNCERTAIN = (
+    "An append interrupted this way may or may not have been committed: retrying the same "
+    "events is safe (a stored append is returned, not written twice)."
+)
 
 
-class PostgresBackend(
-    PostgresAppends, PostgresNotifications, PostgresLifecycle, PostgresSubjectKeys
-):
-    """Rows in PostgreSQL tables in one schema, through an asyncpg pool; the appends are in
-    ``_postgres_append``, the stream lifecycle tier in ``_postgres_streams``, the
-    personal-data keys in ``_postgres_keys``."""
+def _encode(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: bytes | None) -> str | None:
+    return None if data is None else bytes(data).decode("utf-8", "surrogatepass")
+
+
+def _stored(record: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(
+        _decode(record[1]) or "",
+        record[2],
+        record[3],
+        record[4],
+        record[5],
+        record[6],
+        str(record[7]),
+        _decode(record[8]),
+        record[9],
+        record[0],
+    )
+
+
+class PostgresBackend(PostgresLifecycle, PostgresSubjectKeys):
+    """Rows in PostgreSQL tables in one schema, through an asyncpg pool; the stream
+    lifecycle tier is in ``_postgres_streams``, the personal-data keys in ``_postgres_keys``."""
 
     paramstyle = "dollar"
     asyncio_only = True
@@ -111,6 +141,14 @@ class PostgresBackend(
         self.sql = Statements(schema)
         self.keys_sql = self.sql.keys
         self.db = Connections(dsn, schema, min_size, max_size)
+        self._listener: asyncpg.Connection | None = None
+        self._listener_retry_at = 0.0
+        self._appended = anyio.Event()
+
+    @property
+    def listening(self) -> bool:
+        """Whether the notification connection is up (else waits poll)."""
+        return self._listener is not None and not self._listener.is_closed()
 
     async def open(self) -> None:
         await self.db.open()
@@ -138,14 +176,163 @@ class PostgresBackend(
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            await self._close_notifications()
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close(timeout=5)
             await self.db.close()
+
+    async def append(
+        self, requests: Sequence[AppendRequest], record: CommandRecord | None = None
+    ) -> list[StoredEvent]:
+        """``record`` (``append_command``) goes into the events' own INSERT statement, only if
+        its key is new: ``ON CONFLICT DO NOTHING`` waits for a concurrent commit of the key,
+        then inserts nothing, and the transaction is rolled back with KeyTaken."""
+        return await self._append(requests, None, record)
 
     def _pooled(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         return self.db.pooled(what)
 
     def _transaction(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         return self.db.transaction(what)
+
+    async def _append(
+        self,
+        requests: Sequence[AppendRequest],
+        claims: KeyClaims | None,
+        record: CommandRecord | None = None,
+        move: CheckpointMove | None = None,
+    ) -> list[StoredEvent]:
+        total = sum(len(request.rows) for request in requests)
+        if total > TRANSACTION_SLOTS:
+            raise ValueError(
+                f"PostgreSQL takes at most {TRANSACTION_SLOTS:,} events in one append, not "
+                f"{total:,}: split it (nothing was written)"
+            )
+        begin = self.sql.begin_append(_encode(r.stream_id) or b"" for r in requests)
+        for _ in range(5):
+            try:
+                async with self.db.transaction("append", _RETRY, begin, _APPEND_UNCERTAIN) as c:
+                    if move is not None:  # first: a conflict inserts no event
+                        await self._set_checkpoint(c, move.name, move.position, move.expected)
+                    if claims is not None:  # keys first: a failed claim inserts no event
+                        await claim(c, self.keys_sql, claims)
+                    if record is None:  # the plain call, as wrappers of _insert expect it
+                        return await self._insert(c, requests)
+                    return await self._insert(c, requests, record)
+            except ConcurrencyError:
+                replay = await self._replay(requests, move)
+                if replay is not None:
+                    return replay
+                raise
+            except asyncpg.UniqueViolationError:
+                # An event id stored already: this append again (a retry), or a clash.
+                replay = await self._replay(requests, move)
+                if replay is not None:
+                    return replay
+                conflict = await self._conflict(requests)
+                if conflict is not None:
+                    raise conflict from None
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                pass  # rolled back whole: run it again
+        raise TransientStoreError(
+            "append kept failing on conflicts with concurrent writers that do not take the "
+            "stream locks (an older eventuality on the same schema?); retry it"
+        )
+
+    append_command = append  # the record rides along in the same call (see append)
+
+    async def append_checkpointed(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove
+    ) -> list[StoredEvent]:
+        """The checkpoint moves first in the append's own transaction (its row stays locked
+        until the commit), then the events are inserted."""
+        return await self._append(requests, None, None, move)
+
+    async def get_command(self, key: str) -> RecordedCommand | None:
+        async with self.db.pooled("read a recorded command") as connection:
+            found = await connection.fetchrow(self.sql.get_command, key)
+            if found is None:
+                return None
+            record = CommandRecord(key, found[0], found[1], found[2], found[3], found[4], found[5])
+            if not record.last_position:
+                return RecordedCommand(record, [])
+            rows = await connection.fetch(
+                self.sql.read_positions, record.first_position, record.last_position
+            )
+        return RecordedCommand(record, [_stored(r) for r in rows])
+
+    async def prune_commands(
+        self, recorded_before: datetime | None, keep: int | None, limit: int
+    ) -> int:
+        async with self.db.pooled("prune recorded commands") as connection:
+            status = await connection.execute(self.sql.prune_commands, recorded_before, keep, limit)
+        return int(status.split()[-1])
+
+    async def _insert(
+        self,
+        connection: asyncpg.Connection,
+        requests: Sequence[AppendRequest],
+        record: CommandRecord | None = None,
+    ) -> list[StoredEvent]:
+        transaction_id, versions, gone = await connection.fetchrow(
+            self.sql.prepare_append, [_encode(r.stream_id) for r in requests]
+        )
+        for request, state in zip(requests, gone, strict=True):
+            if state is not None:  # deleted or archived
+                refuse_gone(request.stream_id, parse_state(state), "append to the stream")
+        rows = [
+            row
+            for request, current in zip(requests, versions, strict=True)
+            for row in settle_versions(request, current)
+        ]
+        base = transaction_id * TRANSACTION_SLOTS
+        stored = [row._replace(position=base + i) for i, row in enumerate(rows)]
+        # Insert in (stream, version) order, whatever order the streams came in: two commits
+        # touching the same streams then wait for each other in one order, never deadlock.
+        ordered = sorted(stored, key=lambda r: (_encode(r.stream_id), r.version))
+        command: tuple[object, ...] = ()
+        if record is not None:
+            done = with_positions(record, stored)
+            command = (done.key, done.command_type, done.command_id, done.digest)
+            command += (done.first_position, done.last_position, done.recorded_at)
+        found = await connection.fetchrow(
+            self.sql.insert if record is None else self.sql.insert_command,
+            [r.position for r in ordered],
+            [_encode(r.stream_id) for r in ordered],
+            [r.version for r in ordered],
+            [r.event_type for r in ordered],
+            [r.schema_version for r in ordered],
+            [r.data for r in ordered],
+            [r.metadata for r in ordered],
+            [r.event_id for r in ordered],
+            [_encode(r.aggregate_id) for r in ordered],
+            [r.occurred_at for r in ordered],
+            self.sql.channel,
+            *command,
+        )
+        if record is not None and not found[0]:
+            raise KeyTaken(record.key)
+        return stored
+
+    async def _replay(
+        self, requests: Sequence[AppendRequest], move: CheckpointMove | None = None
+    ) -> list[StoredEvent] | None:
+        ids = [row.event_id for request in requests for row in request.rows]
+        async with self.db.pooled("append") as connection:
+            found = await connection.fetch(self.sql.by_ids, ids)
+        stored = {str(r[7]): _stored(r) for r in found}
+        if move is not None:
+            refuse_repeat(requests, stored)
+        return match_retry(requests, stored)
+
+    async def _conflict(self, requests: Sequence[AppendRequest]) -> ConcurrencyError | None:
+        for request in requests:
+            if request.expected_version is not None:
+                actual = await self.stream_version(request.stream_id)
+                if actual != request.expected_version:
+                    return ConcurrencyError(request.stream_id, request.expected_version, actual)
+        return None
 
     async def read_stream(
         self, stream_id: str, from_version: int, to_version: int | None
@@ -181,6 +368,48 @@ class PostgresBackend(
     async def last_position(self) -> int:
         async with self.db.pooled("read the last position") as connection:
             return int(await connection.fetchval(self.sql.last_position))
+
+    async def wait_appended(self, after: int, timeout: float) -> bool:
+        """Woken by NOTIFY; polls with backoff as well, for notifications that cannot come (a
+        blocking transaction that rolled back) or a listener that is down."""
+
+        async def wake() -> anyio.Event:
+            await self._listen()
+            return self._appended
+
+        return await poll_appended(self.last_position, wake, after, timeout)
+
+    async def _listen(self) -> None:
+        """(Re)connect the notification listener, at most once a second after a failure. A
+        failure here is never an error: polling covers for it and the next wait tries again."""
+        self.db.check_open()
+        if self.listening or anyio.current_time() < self._listener_retry_at:
+            return
+        self._listener_retry_at = anyio.current_time() + 1.0
+        try:
+            listener = await self.db.connect()
+        except StoreConnectionError:
+            return
+        try:
+            await listener.add_listener(self.sql.channel, self._notified)
+        except BaseException as exc:
+            listener.terminate()
+            if isinstance(exc, Exception):
+                return
+            raise  # cancelled
+        if not self.db.is_open:  # closed while we connected: leave no listener behind
+            listener.terminate()
+            self.db.check_open()
+        listener.add_termination_listener(self._listener_lost)
+        self._listener = listener
+
+    def _notified(self, *_: object) -> None:
+        self._appended.set()
+        self._appended = anyio.Event()
+
+    def _listener_lost(self, *_: object) -> None:
+        self._listener = None
+        self._notified()
 
     @asynccontextmanager
     async def hold_name(self, name: str) -> AsyncIterator[None]:
